@@ -1,0 +1,40 @@
+//! What every command shares: the checked config, the printer, the stack's state
+//! file, and Ctrl-C handling around the command.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use crate::cli::{Cli, Command};
+use crate::commands::{self, CommandError};
+use crate::config::{Config, Overrides};
+use crate::progress::Printer;
+use crate::state;
+
+/// Context handed to every command.
+pub struct Ctx {
+    pub config: Config,
+    pub printer: Printer,
+    pub credentials_path: PathBuf,
+}
+
+pub async fn run(cli: Cli) -> Result<ExitCode, CommandError> {
+    let overrides = Overrides {
+        stack: cli.stack.clone(),
+        ready_timeout: match &cli.command {
+            Command::Up(args) => args.timeout.map(Duration::from_secs),
+            _ => None,
+        },
+    };
+    let config = Config::load(cli.config.as_deref(), &overrides)?;
+    let credentials_path = state::credentials_path(&config.state_dir, &config.stack);
+    let ctx = Ctx {
+        config,
+        printer: Printer::new(cli.quiet),
+        credentials_path,
+    };
+    tokio::select! {
+        result = commands::run(cli.command, &ctx) => result,
+        _ = tokio::signal::ctrl_c() => Err(CommandError::Interrupted),
+    }
+}

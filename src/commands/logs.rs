@@ -1,0 +1,31 @@
+//! `findemo logs SERVICE`: a service's container output.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use futures_util::StreamExt;
+
+use crate::app::Ctx;
+use crate::cli::LogsArgs;
+use crate::commands::CommandError;
+use crate::docker::Engine;
+
+pub async fn run(args: LogsArgs, ctx: &Ctx) -> Result<ExitCode, CommandError> {
+    let engine = Engine::connect().await?;
+    let container = args.service.container_name(&ctx.config.stack);
+    if engine.inspect(&container).await?.is_none() {
+        return Err(CommandError::Refused(format!(
+            "stack '{}' has no {} container; start it with `findemo up`",
+            ctx.config.stack, args.service
+        )));
+    }
+    let mut stream = std::pin::pin!(engine.logs(&container, args.tail, args.follow));
+    let mut out = std::io::stdout().lock();
+    while let Some(chunk) = stream.next().await {
+        match out.write_all(chunk?.as_bytes()) {
+            Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => break,
+            other => other?,
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,52 @@
+//! One file per subcommand, each with `pub async fn run(args, &Ctx)`.
+
+mod down;
+mod logs;
+mod reset;
+mod status;
+mod up;
+
+use std::process::ExitCode;
+
+use crate::app::Ctx;
+use crate::cli::Command;
+use crate::config::ConfigError;
+use crate::docker::DockerError;
+use crate::stack::StackError;
+use crate::state::StateError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Stack(#[from] StackError),
+    #[error("{0}")]
+    Refused(String),
+    #[error("cannot write output: {0}")]
+    Output(#[from] std::io::Error),
+    #[error("interrupted. Run the command again to continue, or `findemo reset` to start clean")]
+    Interrupted,
+}
+
+impl From<DockerError> for CommandError {
+    fn from(err: DockerError) -> Self {
+        CommandError::Stack(err.into())
+    }
+}
+
+impl From<StateError> for CommandError {
+    fn from(err: StateError) -> Self {
+        CommandError::Stack(err.into())
+    }
+}
+
+pub async fn run(command: Command, ctx: &Ctx) -> Result<ExitCode, CommandError> {
+    match command {
+        Command::Up(args) => up::run(args, ctx).await,
+        Command::Status(args) => status::run(args, ctx).await,
+        Command::Down(args) => down::run(args, ctx).await,
+        Command::Reset(args) => reset::run(args, ctx).await,
+        Command::Logs(args) => logs::run(args, ctx).await,
+    }
+}

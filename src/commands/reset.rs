@@ -1,0 +1,75 @@
+//! `findemo reset`: remove everything carrying the stack's label, and its credentials.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::process::ExitCode;
+
+use crate::app::Ctx;
+use crate::cli::ResetArgs;
+use crate::commands::CommandError;
+use crate::docker::Engine;
+use crate::state;
+
+pub async fn run(args: ResetArgs, ctx: &Ctx) -> Result<ExitCode, CommandError> {
+    let stack = &ctx.config.stack;
+    let engine = Engine::connect().await?;
+    let found = engine.labelled(stack).await?;
+    if found.is_empty() && state::load(&ctx.credentials_path)?.is_none() {
+        println!("Stack '{stack}' has nothing to remove.");
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !args.yes {
+        confirm(stack, &found)?;
+    }
+
+    for container in &found.containers {
+        let task = ctx.printer.task("remove", container);
+        engine.remove_container(container).await?;
+        task.done(&format!("container {container}"));
+    }
+    for volume in &found.volumes {
+        engine.remove_volume(volume).await?;
+        ctx.printer.line(format!("{:<11} volume {volume}", "remove"));
+    }
+    for network in &found.networks {
+        engine.remove_network(network).await?;
+        ctx.printer.line(format!("{:<11} network {network}", "remove"));
+    }
+    state::remove(&ctx.credentials_path)?;
+
+    let left = engine.labelled(stack).await?;
+    if !left.is_empty() {
+        return Err(CommandError::Refused(format!(
+            "some of stack '{stack}' could not be removed: containers {:?}, volumes {:?}, networks {:?}",
+            left.containers, left.volumes, left.networks
+        )));
+    }
+    println!(
+        "Stack '{stack}' removed: {} containers, {} volumes, {} networks, and its credentials.",
+        found.containers.len(),
+        found.volumes.len(),
+        found.networks.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn confirm(stack: &str, found: &crate::docker::Labelled) -> Result<(), CommandError> {
+    if !std::io::stdin().is_terminal() {
+        return Err(CommandError::Refused(format!(
+            "reset deletes all data of stack '{stack}'; pass --yes to confirm (stdin is not a terminal)"
+        )));
+    }
+    eprint!(
+        "This deletes stack '{stack}': {} containers, {} volumes (all data), {} networks.\n\
+         Type the stack name to confirm: ",
+        found.containers.len(),
+        found.volumes.len(),
+        found.networks.len()
+    );
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if answer.trim() != stack {
+        return Err(CommandError::Refused("reset cancelled; nothing removed".into()));
+    }
+    Ok(())
+}

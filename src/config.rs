@@ -1,0 +1,354 @@
+//! demo.yaml and the flags that override it, turned into one checked [`Config`].
+//!
+//! The raw file is parsed into serde structs that reject unknown keys; one validation
+//! pass then produces the `Config` every command uses. The YAML crate is used here only,
+//! so parse errors (with line and column) are shaped in one place.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::service::Service;
+
+/// The file looked for in the working directory when `--config` is not given.
+pub const DEFAULT_FILE: &str = "demo.yaml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {message}")]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+}
+
+/// demo.yaml as written. Every field is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    stack: Option<String>,
+    ready_timeout_secs: Option<u64>,
+    state_dir: Option<PathBuf>,
+    #[serde(default)]
+    services: RawServices,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServices {
+    #[serde(default)]
+    postgres: RawService,
+    #[serde(default)]
+    kafka: RawService,
+    #[serde(default)]
+    connect: RawService,
+    #[serde(default)]
+    clickhouse: RawService,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawService {
+    image: Option<String>,
+    port: Option<u16>,
+    memory: Option<String>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+}
+
+/// Values given on the command line (or through `FINDEMO_*` variables), which win over
+/// the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub stack: Option<String>,
+    pub ready_timeout: Option<Duration>,
+}
+
+/// The checked configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the configuration came from, for messages ("defaults" when no file).
+    pub source: String,
+    /// Prefix of every container, volume and network, and the value of the stack label.
+    pub stack: String,
+    /// How long `up` waits for one service to become ready.
+    pub ready_timeout: Duration,
+    /// Where per-stack state (generated credentials) is kept.
+    pub state_dir: PathBuf,
+    pub services: BTreeMap<Service, ServiceConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceConfig {
+    pub image: String,
+    /// Host port on 127.0.0.1.
+    pub port: u16,
+    /// Memory limit in bytes.
+    pub memory: Option<i64>,
+    /// Extra environment, added to (and overriding) what findemo sets.
+    pub env: BTreeMap<String, String>,
+}
+
+impl Config {
+    /// Loads `path` (or `demo.yaml` if present, or the defaults) and applies overrides.
+    pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let path = match path {
+            Some(path) => path,
+            None if Path::new(DEFAULT_FILE).exists() => Path::new(DEFAULT_FILE),
+            None => return validate(RawConfig::default(), "defaults".into(), overrides),
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text, path, overrides)
+    }
+
+    /// Parses YAML text; `path` names it in errors.
+    pub fn parse(text: &str, path: &Path, overrides: &Overrides) -> Result<Config, ConfigError> {
+        validate(
+            parse_raw(text, path)?,
+            path.display().to_string(),
+            overrides,
+        )
+    }
+
+    pub fn service(&self, service: Service) -> &ServiceConfig {
+        &self.services[&service]
+    }
+}
+
+fn parse_raw(text: &str, path: &Path) -> Result<RawConfig, ConfigError> {
+    if text.trim().is_empty() {
+        return Ok(RawConfig::default());
+    }
+    serde_norway::from_str(text).map_err(|err| {
+        let (line, column) = err
+            .location()
+            .map(|loc| (loc.line(), loc.column()))
+            .unwrap_or((1, 1));
+        // The crate appends " at line L column C" itself; the prefix already says it.
+        let message = err.to_string();
+        let message = match message.find(" at line ") {
+            Some(at) => message[..at].to_string(),
+            None => message,
+        };
+        ConfigError::Parse {
+            path: path.to_path_buf(),
+            line,
+            column,
+            message,
+        }
+    })
+}
+
+fn validate(raw: RawConfig, source: String, ov: &Overrides) -> Result<Config, ConfigError> {
+    let invalid = |message: String| ConfigError::Invalid {
+        path: source.clone(),
+        message,
+    };
+
+    let stack = ov
+        .stack
+        .clone()
+        .or(raw.stack)
+        .unwrap_or_else(|| "findemo".to_string());
+    let valid_stack = !stack.is_empty()
+        && stack.len() <= 40
+        && stack.starts_with(|c: char| c.is_ascii_lowercase())
+        && stack
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !valid_stack {
+        return Err(invalid(format!(
+            "stack name {stack:?} must start with a lowercase letter and hold only \
+             lowercase letters, digits and '-' (at most 40 characters)"
+        )));
+    }
+
+    let ready_timeout = match (ov.ready_timeout, raw.ready_timeout_secs) {
+        (Some(t), _) => t,
+        (None, Some(0)) => return Err(invalid("ready_timeout_secs must be above 0".into())),
+        (None, Some(secs)) => Duration::from_secs(secs),
+        (None, None) => Duration::from_secs(180),
+    };
+
+    let state_dir = match raw.state_dir {
+        Some(dir) => dir,
+        None => default_state_dir(),
+    };
+
+    let mut services = BTreeMap::new();
+    let raw_services = [
+        (Service::Postgres, raw.services.postgres),
+        (Service::Kafka, raw.services.kafka),
+        (Service::Connect, raw.services.connect),
+        (Service::Clickhouse, raw.services.clickhouse),
+    ];
+    for (service, raw) in raw_services {
+        let memory = match raw.memory {
+            Some(text) => Some(parse_memory(&text).ok_or_else(|| {
+                invalid(format!(
+                    "services.{service}.memory: {text:?} is not a size such as 512m or 2g"
+                ))
+            })?),
+            None => None,
+        };
+        let port = raw.port.unwrap_or(service.default_port());
+        if port == 0 {
+            return Err(invalid(format!("services.{service}.port must not be 0")));
+        }
+        let image = raw
+            .image
+            .unwrap_or_else(|| service.default_image().to_string());
+        if image.trim().is_empty() {
+            return Err(invalid(format!("services.{service}.image must not be empty")));
+        }
+        services.insert(
+            service,
+            ServiceConfig {
+                image,
+                port,
+                memory,
+                env: raw.env,
+            },
+        );
+    }
+    for (a, ca) in &services {
+        for (b, cb) in &services {
+            if a < b && ca.port == cb.port {
+                return Err(invalid(format!(
+                    "services.{a}.port and services.{b}.port are both {}",
+                    ca.port
+                )));
+            }
+        }
+    }
+
+    Ok(Config {
+        source,
+        stack,
+        ready_timeout,
+        state_dir,
+        services,
+    })
+}
+
+/// `$FINDEMO_STATE_DIR`, else `$XDG_STATE_HOME/findemo`, else `~/.local/state/findemo`.
+fn default_state_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("FINDEMO_STATE_DIR") {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = std::env::var_os("XDG_STATE_HOME") {
+        return PathBuf::from(dir).join("findemo");
+    }
+    let home = std::env::var_os("HOME").unwrap_or_else(|| ".".into());
+    PathBuf::from(home).join(".local/state/findemo")
+}
+
+/// "512m", "2g", "1048576" (bytes) -> bytes.
+fn parse_memory(text: &str) -> Option<i64> {
+    let text = text.trim().to_ascii_lowercase();
+    let text = text.strip_suffix('b').unwrap_or(&text);
+    let (digits, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => text.split_at(i),
+        None => (text, ""),
+    };
+    let n: i64 = digits.parse().ok()?;
+    let mult: i64 = match unit {
+        "" => 1,
+        "k" => 1 << 10,
+        "m" => 1 << 20,
+        "g" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(mult).filter(|&b| b > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("demo.yaml"), &Overrides::default())
+    }
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let config = parse("").unwrap();
+        assert_eq!(config.stack, "findemo");
+        assert_eq!(config.service(Service::Postgres).port, 5432);
+        assert_eq!(config.service(Service::Clickhouse).port, 8123);
+        assert_eq!(config.ready_timeout, Duration::from_secs(180));
+        assert!(config.service(Service::Kafka).image.contains(':'));
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_column() {
+        let err = parse("stack: x\nservices:\n  postgres:\n    imagee: foo\n").unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("demo.yaml:4:5: "), "{text}");
+        assert!(text.contains("unknown field `imagee`"), "{text}");
+    }
+
+    #[test]
+    fn malformed_yaml_names_line_and_column() {
+        let err = parse("stack: x\nservices: [\n").unwrap_err();
+        match err {
+            ConfigError::Parse { line, .. } => assert!(line >= 2),
+            other => panic!("{other}"),
+        }
+    }
+
+    #[test]
+    fn wrong_type_is_a_parse_error() {
+        let err = parse("services:\n  kafka:\n    port: lots\n").unwrap_err();
+        assert!(err.to_string().starts_with("demo.yaml:3:11: "), "{err}");
+    }
+
+    #[test]
+    fn overrides_win_over_the_file() {
+        let ov = Overrides {
+            stack: Some("other".into()),
+            ready_timeout: Some(Duration::from_secs(5)),
+        };
+        let config = Config::parse(
+            "stack: fromfile\nready_timeout_secs: 9\n",
+            Path::new("d.yaml"),
+            &ov,
+        )
+        .unwrap();
+        assert_eq!(config.stack, "other");
+        assert_eq!(config.ready_timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn duplicate_ports_and_bad_names_are_rejected() {
+        let err = parse("services:\n  kafka: {port: 5432}\n").unwrap_err();
+        assert!(err.to_string().contains("both 5432"), "{err}");
+        assert!(parse("stack: Bad_Name\n").is_err());
+        assert!(parse("services:\n  kafka: {port: 0}\n").is_err());
+    }
+
+    #[test]
+    fn memory_sizes() {
+        assert_eq!(parse_memory("512m"), Some(512 << 20));
+        assert_eq!(parse_memory("2G"), Some(2 << 30));
+        assert_eq!(parse_memory("1024"), Some(1024));
+        assert_eq!(parse_memory("lots"), None);
+        assert_eq!(parse_memory("0m"), None);
+        let err = parse("services:\n  connect: {memory: big}\n").unwrap_err();
+        assert!(err.to_string().contains("services.connect.memory"), "{err}");
+    }
+}

@@ -1,0 +1,113 @@
+//! What a container should look like, declared once, and the labels that mark
+//! everything findemo creates.
+
+use std::collections::BTreeMap;
+
+/// Label carrying the stack name; `reset` sweeps by it.
+pub const STACK_LABEL: &str = "io.findemo.stack";
+/// Label carrying the service name of a container.
+pub const SERVICE_LABEL: &str = "io.findemo.service";
+/// Label carrying the fingerprint of the spec a container was created from, so that a
+/// changed config is noticed and the container recreated (its volume keeps the data).
+pub const FINGERPRINT_LABEL: &str = "io.findemo.spec";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Labels(pub BTreeMap<String, String>);
+
+impl Labels {
+    pub fn stack(stack: &str) -> Labels {
+        Labels(BTreeMap::from([(STACK_LABEL.to_string(), stack.to_string())]))
+    }
+
+    pub fn service(stack: &str, service: &str) -> Labels {
+        let mut labels = Labels::stack(stack);
+        labels
+            .0
+            .insert(SERVICE_LABEL.to_string(), service.to_string());
+        labels
+    }
+}
+
+/// A container of the stack, as findemo wants it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceSpec {
+    /// Service name, used in messages.
+    pub name: String,
+    pub container: String,
+    /// Name other containers reach it by on the network.
+    pub alias: String,
+    pub network: String,
+    pub image: String,
+    /// `KEY=value` pairs, sorted.
+    pub env: Vec<String>,
+    pub cmd: Option<Vec<String>>,
+    /// (host port on 127.0.0.1, container port).
+    pub ports: Vec<(u16, u16)>,
+    /// (named volume, mount path).
+    pub volumes: Vec<(String, String)>,
+    pub memory: Option<i64>,
+    pub shm_size: Option<i64>,
+    /// Open-files limit (soft = hard).
+    pub nofile: Option<i64>,
+    pub labels: Labels,
+}
+
+impl ServiceSpec {
+    /// A stable digest of everything that shapes the container (FNV-1a, hex).
+    pub fn fingerprint(&self) -> String {
+        let text = format!(
+            "{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{}|{}",
+            self.image,
+            self.env,
+            self.cmd,
+            self.ports,
+            self.volumes,
+            self.memory,
+            self.shm_size,
+            self.nofile,
+            self.network,
+            self.alias
+        );
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in text.bytes() {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        format!("{hash:016x}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> ServiceSpec {
+        ServiceSpec {
+            name: "postgres".into(),
+            container: "s-postgres".into(),
+            alias: "postgres".into(),
+            network: "s-net".into(),
+            image: "img:1".into(),
+            env: vec!["A=1".into()],
+            cmd: None,
+            ports: vec![(5432, 5432)],
+            volumes: vec![],
+            memory: None,
+            shm_size: None,
+            nofile: None,
+            labels: Labels::service("s", "postgres"),
+        }
+    }
+
+    #[test]
+    fn fingerprint_follows_the_shape_only() {
+        let a = spec();
+        assert_eq!(a.fingerprint(), spec().fingerprint());
+        let mut b = spec();
+        b.env.push("B=2".into());
+        assert_ne!(a.fingerprint(), b.fingerprint());
+        let mut c = spec();
+        c.name = "other".into();
+        assert_eq!(a.fingerprint(), c.fingerprint());
+    }
+}

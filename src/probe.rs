@@ -1,0 +1,176 @@
+//! Readiness: how findemo knows a service can do its job, asked at the protocol level
+//! through the published port (an open port is not readiness).
+
+use std::time::Duration;
+
+use crate::kafka;
+
+/// One attempt may take this long before it counts as "not ready yet".
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A wait strategy: what to ask a service, from the host.
+#[derive(Debug, Clone)]
+pub enum WaitFor {
+    /// PostgreSQL accepts the stack's credentials and answers a query.
+    Postgres {
+        port: u16,
+        user: String,
+        password: String,
+        dbname: String,
+    },
+    /// The Kafka broker answers a metadata request.
+    KafkaMetadata { port: u16 },
+    /// Kafka Connect's REST API answers and offers the connector class.
+    ConnectPlugin { port: u16, class: String },
+    /// ClickHouse answers `/ping` and a query as the stack's user.
+    ClickHouse {
+        port: u16,
+        user: String,
+        password: String,
+    },
+}
+
+impl WaitFor {
+    /// What is being waited for, in words.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            WaitFor::Postgres { .. } => "a SQL query",
+            WaitFor::KafkaMetadata { .. } => "a metadata request",
+            WaitFor::ConnectPlugin { .. } => "the Debezium PostgreSQL plugin over REST",
+            WaitFor::ClickHouse { .. } => "/ping and a query",
+        }
+    }
+
+    /// One attempt: `Ok(detail)` when ready, `Err(reason)` when not (yet).
+    pub async fn probe(&self) -> Result<String, String> {
+        match tokio::time::timeout(ATTEMPT_TIMEOUT, self.probe_once()).await {
+            Ok(result) => result,
+            Err(_) => Err(format!("no answer within {ATTEMPT_TIMEOUT:?}")),
+        }
+    }
+
+    async fn probe_once(&self) -> Result<String, String> {
+        match self {
+            WaitFor::Postgres {
+                port,
+                user,
+                password,
+                dbname,
+            } => {
+                let mut pg = tokio_postgres::Config::new();
+                pg.host("127.0.0.1")
+                    .port(*port)
+                    .user(user)
+                    .password(password)
+                    .dbname(dbname)
+                    .connect_timeout(ATTEMPT_TIMEOUT);
+                let (client, conn) = pg
+                    .connect(tokio_postgres::NoTls)
+                    .await
+                    .map_err(|e| pg_reason(&e))?;
+                let conn = tokio::spawn(conn);
+                let row = client
+                    .query_one("SELECT current_setting('server_version')", &[])
+                    .await
+                    .map_err(|e| pg_reason(&e));
+                drop(client);
+                let _ = conn.await;
+                let version: String = row?.get(0);
+                Ok(format!("PostgreSQL {version}"))
+            }
+            WaitFor::KafkaMetadata { port } => {
+                let brokers = kafka::metadata(&format!("127.0.0.1:{port}"), ATTEMPT_TIMEOUT).await?;
+                let names: Vec<String> = brokers
+                    .iter()
+                    .map(|b| format!("{}:{}", b.host, b.port))
+                    .collect();
+                Ok(format!("broker {}", names.join(", ")))
+            }
+            WaitFor::ConnectPlugin { port, class } => {
+                let url = format!("http://127.0.0.1:{port}/connector-plugins");
+                let plugins: Vec<serde_json::Value> = http()
+                    .get(&url)
+                    .send()
+                    .await
+                    .and_then(|r| r.error_for_status())
+                    .map_err(|e| format!("GET {url}: {}", without_url(e)))?
+                    .json()
+                    .await
+                    .map_err(|e| format!("GET {url}: {}", without_url(e)))?;
+                plugins
+                    .iter()
+                    .find(|p| p["class"] == class.as_str())
+                    .map(|p| format!("{} {}", class, p["version"].as_str().unwrap_or("")))
+                    .ok_or_else(|| format!("REST API is up but does not list {class}"))
+            }
+            WaitFor::ClickHouse {
+                port,
+                user,
+                password,
+            } => {
+                let base = format!("http://127.0.0.1:{port}");
+                let ping = http()
+                    .get(format!("{base}/ping"))
+                    .send()
+                    .await
+                    .map_err(|e| format!("GET /ping: {}", without_url(e)))?
+                    .text()
+                    .await
+                    .unwrap_or_default();
+                if ping.trim() != "Ok." {
+                    return Err(format!("/ping answered {:?}", ping.trim()));
+                }
+                let response = http()
+                    .post(format!("{base}/"))
+                    .header("X-ClickHouse-User", user)
+                    .header("X-ClickHouse-Key", password)
+                    .body("SELECT version()")
+                    .send()
+                    .await
+                    .map_err(|e| format!("query: {}", without_url(e)))?;
+                let status = response.status();
+                let text = response.text().await.unwrap_or_default();
+                if !status.is_success() {
+                    return Err(format!("query answered {status}: {}", first_line(&text)));
+                }
+                Ok(format!("ClickHouse {}", text.trim()))
+            }
+        }
+    }
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(ATTEMPT_TIMEOUT)
+        .build()
+        .unwrap_or_default()
+}
+
+fn pg_reason(err: &tokio_postgres::Error) -> String {
+    match err.as_db_error() {
+        Some(db) => db.message().to_string(),
+        None => {
+            use std::error::Error;
+            match err.source() {
+                Some(source) => format!("{err}: {source}"),
+                None => err.to_string(),
+            }
+        }
+    }
+}
+
+fn without_url(err: reqwest::Error) -> String {
+    use std::error::Error;
+    let err = err.without_url();
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        text = format!("{text}: {s}");
+        source = s.source();
+    }
+    text
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or("").trim()
+}

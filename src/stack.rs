@@ -1,0 +1,217 @@
+//! One stack on the Docker engine: bringing a service to a ready container, and telling
+//! how each service is doing. The commands compose these steps.
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+use crate::docker::{ContainerStatus, DockerError, Engine, ServiceSpec};
+use crate::probe::WaitFor;
+use crate::progress::Printer;
+use crate::service::Service;
+use crate::state::{Credentials, StateError};
+
+/// How many log lines an error about a service shows.
+const LOG_LINES: usize = 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StackError {
+    #[error(transparent)]
+    Docker(#[from] DockerError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(
+        "port {port} on 127.0.0.1 is already in use, so {service} cannot publish it ({source}).\n\
+         Stop whatever holds it, or give {service} another port: services.{service}.port in demo.yaml."
+    )]
+    PortTaken {
+        port: u16,
+        service: Service,
+        source: std::io::Error,
+    },
+    #[error(
+        "{service} did not become ready within {}s (waiting for {what}); last answer: {reason}\n{logs}\
+         Try: `findemo logs {service}`; a longer wait with `findemo up --timeout SECONDS`; {hint}.",
+        waited.as_secs()
+    )]
+    NotReady {
+        service: Service,
+        what: &'static str,
+        waited: Duration,
+        reason: String,
+        logs: String,
+        hint: &'static str,
+    },
+    #[error(
+        "{service}'s container stopped while starting ({state}, exit code {exit_code}).\n{logs}\
+         Try: `findemo logs {service}`; {hint}."
+    )]
+    Exited {
+        service: Service,
+        state: String,
+        exit_code: i64,
+        logs: String,
+        hint: &'static str,
+    },
+}
+
+/// What `up` had to do for a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    AlreadyUp,
+    Started,
+    Created,
+    Recreated,
+}
+
+impl Action {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Action::AlreadyUp => "already up",
+            Action::Started => "started",
+            Action::Created => "created",
+            Action::Recreated => "recreated (config changed)",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Ready {
+    pub service: Service,
+    pub action: Action,
+    pub detail: String,
+    pub took: Duration,
+}
+
+pub struct Stack<'a> {
+    pub engine: &'a Engine,
+    pub config: &'a Config,
+    pub creds: &'a Credentials,
+    pub printer: &'a Printer,
+}
+
+impl Stack<'_> {
+    pub fn spec(&self, service: Service) -> ServiceSpec {
+        service.spec(self.config, self.creds)
+    }
+
+    /// Makes the service's container match its spec, runs it, and waits until it is ready.
+    pub async fn bring_up(&self, service: Service) -> Result<Ready, StackError> {
+        let started = Instant::now();
+        let spec = self.spec(service);
+        let task = self.printer.task(service.name(), "checking container");
+        let action = match self.engine.inspect(&spec.container).await? {
+            None => {
+                task.message("creating container");
+                self.engine.create(&spec).await?;
+                Action::Created
+            }
+            Some(status) if status.fingerprint.as_deref() != Some(&spec.fingerprint()) => {
+                task.message("config changed: recreating container (data volume kept)");
+                self.engine.remove_container(&spec.container).await?;
+                self.engine.create(&spec).await?;
+                Action::Recreated
+            }
+            Some(status) if status.running => Action::AlreadyUp,
+            Some(_) => Action::Started,
+        };
+        if action != Action::AlreadyUp {
+            task.message("starting");
+            self.engine.start(&spec.container).await?;
+        }
+        let wait = service.wait_for(self.config, self.creds);
+        task.message(&format!("waiting for {}", wait.describe()));
+        match self.wait_ready(service, &spec, &wait).await {
+            Ok(detail) => {
+                let took = started.elapsed();
+                task.done(&format!(
+                    "ready in {:.1}s: {detail} ({})",
+                    took.as_secs_f64(),
+                    action.describe()
+                ));
+                Ok(Ready {
+                    service,
+                    action,
+                    detail,
+                    took,
+                })
+            }
+            Err(err) => {
+                task.failed("not ready");
+                Err(err)
+            }
+        }
+    }
+
+    /// Probes until ready, the container stops, or the timeout passes. No fixed sleeps:
+    /// the pause between attempts grows from 100 ms to 1 s.
+    async fn wait_ready(
+        &self,
+        service: Service,
+        spec: &ServiceSpec,
+        wait: &WaitFor,
+    ) -> Result<String, StackError> {
+        let deadline = Instant::now() + self.config.ready_timeout;
+        let mut pause = Duration::from_millis(100);
+        loop {
+            let reason = match wait.probe().await {
+                Ok(detail) => return Ok(detail),
+                Err(reason) => reason,
+            };
+            tracing::debug!(%service, %reason, "not ready yet");
+            if let Some(status) = self.engine.inspect(&spec.container).await? {
+                if !status.running {
+                    return Err(self.exited(service, spec, status).await);
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(StackError::NotReady {
+                    service,
+                    what: wait.describe(),
+                    waited: self.config.ready_timeout,
+                    reason,
+                    logs: self.log_excerpt(&spec.container).await,
+                    hint: service.hint(),
+                });
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(1));
+        }
+    }
+
+    async fn exited(&self, service: Service, spec: &ServiceSpec, s: ContainerStatus) -> StackError {
+        StackError::Exited {
+            service,
+            state: s.state,
+            exit_code: s.exit_code.unwrap_or(-1),
+            logs: self.log_excerpt(&spec.container).await,
+            hint: service.hint(),
+        }
+    }
+
+    /// The container's last lines, indented, for an error message.
+    pub async fn log_excerpt(&self, container: &str) -> String {
+        match self.engine.logs_tail(container, LOG_LINES).await {
+            Ok(lines) if lines.is_empty() => format!("({container} wrote no log lines)\n"),
+            Ok(lines) => {
+                let mut text = format!("Last log lines of {container}:\n");
+                for line in lines {
+                    let _ = writeln!(text, "  | {line}");
+                }
+                text
+            }
+            Err(err) => format!("(could not read its logs: {err})\n"),
+        }
+    }
+}
+
+/// Fails if the host port a service would publish is held by something else.
+pub fn check_port_free(service: Service, port: u16) -> Result<(), StackError> {
+    std::net::TcpListener::bind(("127.0.0.1", port))
+        .map(drop)
+        .map_err(|source| StackError::PortTaken {
+            port,
+            service,
+            source,
+        })
+}
