@@ -13,7 +13,13 @@ use crate::service::Service;
 #[command(name = "findemo", version, propagate_version = true)]
 pub struct Cli {
     /// Configuration file [default: ./demo.yaml if present, else built-in defaults]
-    #[arg(long, short = 'c', global = true, env = "FINDEMO_CONFIG", value_name = "FILE")]
+    #[arg(
+        long,
+        short = 'c',
+        global = true,
+        env = "FINDEMO_CONFIG",
+        value_name = "FILE"
+    )]
     pub config: Option<PathBuf>,
 
     /// Stack name: prefix of every container, volume and network (overrides demo.yaml)
@@ -108,6 +114,9 @@ mod tests {
         assert!(Cli::try_parse_from(["findemo", "logs", "nosuch"]).is_err());
         assert!(Cli::try_parse_from(["findemo", "up", "--bogus"]).is_err());
         let cli = Cli::try_parse_from(["findemo", "logs", "kafka", "-n", "5"]).unwrap();
-        assert!(matches!(cli.command, Command::Logs(LogsArgs { tail: 5, .. })));
+        assert!(matches!(
+            cli.command,
+            Command::Logs(LogsArgs { tail: 5, .. })
+        ));
     }
 }

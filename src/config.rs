@@ -213,7 +213,9 @@ fn validate(raw: RawConfig, source: String, ov: &Overrides) -> Result<Config, Co
             .image
             .unwrap_or_else(|| service.default_image().to_string());
         if image.trim().is_empty() {
-            return Err(invalid(format!("services.{service}.image must not be empty")));
+            return Err(invalid(format!(
+                "services.{service}.image must not be empty"
+            )));
         }
         services.insert(
             service,

@@ -79,7 +79,8 @@ impl WaitFor {
                 Ok(format!("PostgreSQL {version}"))
             }
             WaitFor::KafkaMetadata { port } => {
-                let brokers = kafka::metadata(&format!("127.0.0.1:{port}"), ATTEMPT_TIMEOUT).await?;
+                let brokers =
+                    kafka::metadata(&format!("127.0.0.1:{port}"), ATTEMPT_TIMEOUT).await?;
                 let names: Vec<String> = brokers
                     .iter()
                     .map(|b| format!("{}:{}", b.host, b.port))

@@ -119,7 +119,10 @@ impl Service {
                     .to_vec(),
                 );
                 // PostgreSQL 18 images keep PGDATA below /var/lib/postgresql.
-                volumes.push((format!("{stack}-postgres-data"), "/var/lib/postgresql".into()));
+                volumes.push((
+                    format!("{stack}-postgres-data"),
+                    "/var/lib/postgresql".into(),
+                ));
                 shm_size = Some(128 << 20);
                 container_port = 5432;
             }
@@ -167,8 +170,14 @@ impl Service {
                 set("CONNECT_CONFIG_STORAGE_REPLICATION_FACTOR", "1");
                 set("CONNECT_OFFSET_STORAGE_REPLICATION_FACTOR", "1");
                 set("CONNECT_STATUS_STORAGE_REPLICATION_FACTOR", "1");
-                set("KEY_CONVERTER", "org.apache.kafka.connect.json.JsonConverter");
-                set("VALUE_CONVERTER", "org.apache.kafka.connect.json.JsonConverter");
+                set(
+                    "KEY_CONVERTER",
+                    "org.apache.kafka.connect.json.JsonConverter",
+                );
+                set(
+                    "VALUE_CONVERTER",
+                    "org.apache.kafka.connect.json.JsonConverter",
+                );
                 set("CONNECT_KEY_CONVERTER_SCHEMAS_ENABLE", "false");
                 set("CONNECT_VALUE_CONVERTER_SCHEMAS_ENABLE", "false");
                 set("OFFSET_FLUSH_INTERVAL_MS", "5000");
@@ -261,7 +270,10 @@ mod tests {
         let adv = env_of(&spec, "KAFKA_ADVERTISED_LISTENERS").unwrap();
         assert!(adv.contains("PLAINTEXT_HOST://localhost:19092"), "{adv}");
         assert!(adv.contains("PLAINTEXT://kafka:29092"), "{adv}");
-        assert_eq!(env_of(&spec, "KAFKA_LOG_DIRS").as_deref(), Some("/var/lib/kafka/data"));
+        assert_eq!(
+            env_of(&spec, "KAFKA_LOG_DIRS").as_deref(),
+            Some("/var/lib/kafka/data")
+        );
     }
 
     #[test]
@@ -269,10 +281,20 @@ mod tests {
         let cfg = config("services:\n  connect:\n    env: {HEAP_OPTS: -Xmx1g}\n");
         let creds = Credentials::generate();
         let pg = Service::Postgres.spec(&cfg, &creds);
-        assert_eq!(env_of(&pg, "POSTGRES_PASSWORD"), Some(creds.postgres_password.clone()));
-        assert!(pg.cmd.as_ref().unwrap().contains(&"wal_level=logical".to_string()));
+        assert_eq!(
+            env_of(&pg, "POSTGRES_PASSWORD"),
+            Some(creds.postgres_password.clone())
+        );
+        assert!(pg
+            .cmd
+            .as_ref()
+            .unwrap()
+            .contains(&"wal_level=logical".to_string()));
         let ch = Service::Clickhouse.spec(&cfg, &creds);
-        assert_eq!(env_of(&ch, "CLICKHOUSE_PASSWORD"), Some(creds.clickhouse_password));
+        assert_eq!(
+            env_of(&ch, "CLICKHOUSE_PASSWORD"),
+            Some(creds.clickhouse_password.clone())
+        );
         let connect = Service::Connect.spec(&cfg, &creds);
         assert_eq!(env_of(&connect, "HEAP_OPTS").as_deref(), Some("-Xmx1g"));
         assert!(env_of(&connect, "OFFSET_STORAGE_TOPIC").is_some());

@@ -61,12 +61,14 @@ pub fn credentials_path(state_dir: &Path, stack: &str) -> PathBuf {
 /// Reads the stack's credentials, if any were generated.
 pub fn load(path: &Path) -> Result<Option<Credentials>, StateError> {
     match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|source| StateError::Corrupt {
-                path: path.to_path_buf(),
-                source,
-            }),
+        Ok(bytes) => {
+            serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|source| StateError::Corrupt {
+                    path: path.to_path_buf(),
+                    source,
+                })
+        }
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(source) => Err(StateError::Read {
             path: path.to_path_buf(),
@@ -123,8 +125,7 @@ pub fn remove(path: &Path) -> Result<(), StateError> {
 }
 
 fn base64url(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::new();
     let mut bits = 0u32;
     let mut nbits = 0;
@@ -163,7 +164,10 @@ mod tests {
         let path = credentials_path(&dir.path().join("state"), "s1");
         let first = load_or_create(&path).unwrap();
         assert_eq!(load_or_create(&path).unwrap(), first);
-        assert_ne!(first.postgres_password, Credentials::generate().postgres_password);
+        assert_ne!(
+            first.postgres_password,
+            Credentials::generate().postgres_password
+        );
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
         remove(&path).unwrap();

@@ -28,11 +28,13 @@ pub async fn run(args: ResetArgs, ctx: &Ctx) -> Result<ExitCode, CommandError> {
     }
     for volume in &found.volumes {
         engine.remove_volume(volume).await?;
-        ctx.printer.line(format!("{:<11} volume {volume}", "remove"));
+        ctx.printer
+            .line(format!("{:<11} volume {volume}", "remove"));
     }
     for network in &found.networks {
         engine.remove_network(network).await?;
-        ctx.printer.line(format!("{:<11} network {network}", "remove"));
+        ctx.printer
+            .line(format!("{:<11} network {network}", "remove"));
     }
     state::remove(&ctx.credentials_path)?;
 
@@ -69,7 +71,9 @@ fn confirm(stack: &str, found: &crate::docker::Labelled) -> Result<(), CommandEr
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;
     if answer.trim() != stack {
-        return Err(CommandError::Refused("reset cancelled; nothing removed".into()));
+        return Err(CommandError::Refused(
+            "reset cancelled; nothing removed".into(),
+        ));
     }
     Ok(())
 }

@@ -269,7 +269,12 @@ impl Engine {
             env: Some(spec.env.clone()),
             cmd: spec.cmd.clone(),
             labels: Some(labels),
-            exposed_ports: Some(spec.ports.iter().map(|(_, ct)| format!("{ct}/tcp")).collect()),
+            exposed_ports: Some(
+                spec.ports
+                    .iter()
+                    .map(|(_, ct)| format!("{ct}/tcp"))
+                    .collect(),
+            ),
             host_config: Some(host_config),
             networking_config: Some(NetworkingConfig {
                 endpoints_config: Some(HashMap::from([(spec.network.clone(), endpoint)])),
@@ -312,11 +317,7 @@ impl Engine {
             force: true,
             ..Default::default()
         };
-        match self
-            .docker
-            .remove_container(container, Some(options))
-            .await
-        {
+        match self.docker.remove_container(container, Some(options)).await {
             Err(err) if !is_not_found(&err) => Err(api("remove container", container)(err)),
             _ => Ok(()),
         }
@@ -339,10 +340,7 @@ impl Engine {
 
     /// The last `lines` lines the container wrote (stdout and stderr).
     pub async fn logs_tail(&self, container: &str, lines: usize) -> Result<Vec<String>> {
-        let chunks: Vec<String> = self
-            .logs(container, lines, false)
-            .try_collect()
-            .await?;
+        let chunks: Vec<String> = self.logs(container, lines, false).try_collect().await?;
         let text = chunks.concat();
         let all: Vec<&str> = text.lines().collect();
         let skip = all.len().saturating_sub(lines);
@@ -372,10 +370,7 @@ impl Engine {
 
     /// Every container, volume and network labelled with `stack`.
     pub async fn labelled(&self, stack: &str) -> Result<Labelled> {
-        let filter = HashMap::from([(
-            "label".to_string(),
-            vec![format!("{STACK_LABEL}={stack}")],
-        )]);
+        let filter = HashMap::from([("label".to_string(), vec![format!("{STACK_LABEL}={stack}")])]);
         let containers = self
             .docker
             .list_containers(Some(ListContainersOptions {
@@ -386,7 +381,11 @@ impl Engine {
             .await
             .map_err(api("list containers of stack", stack))?
             .into_iter()
-            .filter_map(|c| c.names?.first().map(|n| n.trim_start_matches('/').to_string()))
+            .filter_map(|c| {
+                c.names?
+                    .first()
+                    .map(|n| n.trim_start_matches('/').to_string())
+            })
             .collect();
         let volumes = self
             .docker

@@ -16,7 +16,10 @@ pub struct Labels(pub BTreeMap<String, String>);
 
 impl Labels {
     pub fn stack(stack: &str) -> Labels {
-        Labels(BTreeMap::from([(STACK_LABEL.to_string(), stack.to_string())]))
+        Labels(BTreeMap::from([(
+            STACK_LABEL.to_string(),
+            stack.to_string(),
+        )]))
     }
 
     pub fn service(stack: &str, service: &str) -> Labels {

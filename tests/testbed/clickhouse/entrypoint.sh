@@ -77,7 +77,7 @@ if [ "${CLICKHOUSE_SKIP_USER_SETUP:-0}" != 1 ]; then
     chmod 600 "$users_file"
 fi
 
-server=("${runas[@]}" /usr/bin/clickhouse-server "--config-file=$CONFIG")
+server=("${runas[@]}" /usr/sbin/clickhouse-server "--config-file=$CONFIG")
 
 # escape_for_file_name NAME: ClickHouse's escapeForFileName (keeps [A-Za-z0-9_]).
 escape_for_file_name() {
@@ -130,6 +130,6 @@ elif [ "${#init_scripts[@]}" -gt 0 ] && [ ! -e "$DATA/.testbed-initdb-done" ]; t
     "${runas[@]}" touch "$DATA/.testbed-initdb-done"
 fi
 
-log "starting ClickHouse $(clickhouse-server --version 2>/dev/null | head -n 1 | sed 's/.*version //') (user $CH_USER)"
+log "starting ClickHouse $(clickhouse-client --version 2>/dev/null | sed 's/.*version //; s/\.$//') (user $CH_USER)"
 # exec: the server is PID 1 in the foreground and stops on SIGTERM.
 exec "${server[@]}" "$@"

@@ -75,11 +75,11 @@ MSG
     fi
     # shellcheck disable=SC2086 # POSTGRES_INITDB_ARGS is a word list, like upstream
     "${runas[@]}" initdb --username="$POSTGRES_USER" "${pwargs[@]}" \
-        --auth-local=trust --auth-host="$auth" --encoding=UTF8 --locale=C.UTF-8 \
+        --auth-local=trust --auth-host="$auth" --encoding=UTF8 --locale=C.UTF-8 --no-sync \
         $POSTGRES_INITDB_ARGS >&2
     [ -n "${pwfile:-}" ] && rm -f "$pwfile"
 
-    printf "\n# findemo test bed\nlisten_addresses = '*'\npassword_encryption = scram-sha-256\n" \
+    printf "\n# findemo test bed\nlisten_addresses = '*'\npassword_encryption = scram-sha-256\njit = off\n" \
         >>"$PGDATA/postgresql.conf"
     printf '\n# findemo test bed: any host, incl. replication\nhost all all all %s\nhost replication all all %s\n' \
         "$auth" "$auth" >>"$PGDATA/pg_hba.conf"
