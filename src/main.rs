@@ -9,6 +9,8 @@ mod commands;
 mod config;
 mod docker;
 mod kafka;
+mod migrate;
+mod postgres;
 mod probe;
 mod progress;
 mod service;

@@ -12,6 +12,7 @@ use crate::app::Ctx;
 use crate::cli::Command;
 use crate::config::ConfigError;
 use crate::docker::DockerError;
+use crate::postgres::PgError;
 use crate::stack::StackError;
 use crate::state::StateError;
 
@@ -21,6 +22,8 @@ pub enum CommandError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Stack(#[from] StackError),
+    #[error(transparent)]
+    Postgres(#[from] PgError),
     #[error("{0}")]
     Refused(String),
     #[error("cannot write output: {0}")]

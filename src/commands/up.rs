@@ -81,8 +81,17 @@ pub async fn run(_args: UpArgs, ctx: &Ctx) -> Result<ExitCode, CommandError> {
     )?;
     let ready: Vec<Ready> = vec![postgres, kafka_connect.0, clickhouse, kafka_connect.1];
 
+    let mut pg = crate::postgres::connect(config, &creds).await?;
+    let todo = crate::postgres::pending(&pg).await?;
+    let schema_changed = !todo.is_empty();
+    for file in todo {
+        let task = printer.task("schema", file.path);
+        crate::postgres::apply(&mut pg, file).await?;
+        task.done(&format!("applied {}", file.path));
+    }
+
     println!();
-    if ready.iter().all(|r| r.action == Action::AlreadyUp) {
+    if !schema_changed && ready.iter().all(|r| r.action == Action::AlreadyUp) {
         println!(
             "Stack '{}' is already up: all {} services ready, nothing to do.",
             config.stack,
