@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::cli::{Cli, Command};
 use crate::commands::{self, CommandError};
 use crate::config::{Config, Overrides};
+use crate::migrate::{MigrateError, PipelineFiles};
 use crate::progress::Printer;
 use crate::state;
 
@@ -16,6 +17,17 @@ pub struct Ctx {
     pub config: Config,
     pub printer: Printer,
     pub credentials_path: PathBuf,
+}
+
+impl Ctx {
+    /// The pipeline's SQL and connector files: the configured folder, or the built-in
+    /// ones.
+    pub fn pipeline_files(&self) -> Result<PipelineFiles, MigrateError> {
+        match &self.config.pipeline_files {
+            Some(dir) => PipelineFiles::from_dir(dir),
+            None => Ok(PipelineFiles::builtin()),
+        }
+    }
 }
 
 pub async fn run(cli: Cli) -> Result<ExitCode, CommandError> {

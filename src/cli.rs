@@ -40,9 +40,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Start the stack: check Docker and ports, pull missing images, start every
-    /// service in order and wait until each is ready. Safe to run again: it repairs
-    /// what is missing and leaves what runs alone.
+    /// Start the stack and its pipeline: check Docker and ports, pull missing images,
+    /// start every service in order and wait until each is ready, apply the SQL files,
+    /// register the Debezium connector, and prove a change reaches ClickHouse. Safe to
+    /// run again: it repairs what is missing and leaves what runs alone.
     Up(UpArgs),
     /// Show every service's container state, readiness and endpoint. Exits non-zero
     /// when anything is not ready.
@@ -52,8 +53,22 @@ pub enum Command {
     /// Remove everything the stack created: containers, volumes (all data), network
     /// and its generated credentials.
     Reset(ResetArgs),
+    /// Wait until ClickHouse has caught up with PostgreSQL, then reconcile them per
+    /// day (transaction counts and amount sums, source vs silver and vs gold) and per
+    /// reference table. Exits 0 only when everything agrees.
+    Verify(VerifyArgs),
     /// Show a service's container logs.
     Logs(LogsArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// Seconds to wait for ClickHouse to catch up before reporting differences
+    #[arg(long, default_value_t = 120, value_name = "SECONDS")]
+    pub timeout: u64,
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -62,6 +77,9 @@ pub struct UpArgs {
     /// ready_timeout_secs in demo.yaml]
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: Option<u64>,
+    /// Show what would be created, applied and registered, and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, clap::Args)]

@@ -42,6 +42,17 @@ struct RawConfig {
     state_dir: Option<PathBuf>,
     #[serde(default)]
     services: RawServices,
+    #[serde(default)]
+    pipeline: RawPipeline,
+    #[serde(default)]
+    generator: RawGenerator,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPipeline {
+    files: Option<PathBuf>,
+    canary_timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -86,7 +97,13 @@ pub struct Config {
     pub ready_timeout: Duration,
     /// Where per-stack state (generated credentials) is kept.
     pub state_dir: PathBuf,
+    /// A folder with `sql/` and `connectors/` replacing the built-in pipeline files.
+    pub pipeline_files: Option<PathBuf>,
+    /// How long `up` waits for its canary change to reach ClickHouse.
+    pub canary_timeout: Duration,
     pub services: BTreeMap<Service, ServiceConfig>,
+    /// Defaults of `findemo generate`.
+    pub generator: GeneratorConfig,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -238,12 +255,27 @@ fn validate(raw: RawConfig, source: String, ov: &Overrides) -> Result<Config, Co
         }
     }
 
+    let canary_timeout = match raw.pipeline.canary_timeout_secs {
+        Some(0) => {
+            return Err(invalid(
+                "pipeline.canary_timeout_secs must be above 0".into(),
+            ))
+        }
+        Some(secs) => Duration::from_secs(secs),
+        None => Duration::from_secs(120),
+    };
+
+    let generator = validate_generator(raw.generator).map_err(invalid)?;
+
     Ok(Config {
         source,
         stack,
         ready_timeout,
         state_dir,
+        pipeline_files: raw.pipeline.files,
+        canary_timeout,
         services,
+        generator,
     })
 }
 

@@ -9,6 +9,11 @@ use tokio::net::TcpStream;
 
 const API_METADATA: i16 = 3;
 const API_VERSIONS: i16 = 18;
+const API_CREATE_TOPICS: i16 = 19;
+/// The newest CreateTopics version without flexible (tagged) encoding.
+const CREATE_TOPICS_MAX_PLAIN: i16 = 4;
+/// CreateTopics error code for a topic that is already there.
+const TOPIC_ALREADY_EXISTS: i16 = 36;
 /// The newest Metadata version without flexible (tagged) encoding.
 const METADATA_MAX_PLAIN: i16 = 8;
 const CLIENT_ID: &str = "findemo";
@@ -32,6 +37,59 @@ pub async fn metadata(addr: &str, timeout: Duration) -> Result<Vec<Broker>, Stri
         let body = metadata_request(version);
         let reply = call(&mut conn, API_METADATA, version, 2, &body).await?;
         parse_metadata(&reply, version)
+    })
+    .await
+    .map_err(|_| format!("no answer from {addr} within {timeout:?}"))?
+}
+
+/// Creates each topic (one partition, replication factor 1) unless it exists.
+/// Returns the names it created.
+pub async fn create_topics(
+    addr: &str,
+    topics: &[String],
+    timeout: Duration,
+) -> Result<Vec<String>, String> {
+    tokio::time::timeout(timeout, async {
+        let mut conn = TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("connect {addr}: {e}"))?;
+        let versions = call(&mut conn, API_VERSIONS, 0, 1, &[]).await?;
+        let version = api_version(&versions, API_CREATE_TOPICS, CREATE_TOPICS_MAX_PLAIN)?;
+        let mut body = Vec::new();
+        body.extend_from_slice(&(topics.len() as i32).to_be_bytes());
+        for topic in topics {
+            put_string(&mut body, topic);
+            body.extend_from_slice(&1i32.to_be_bytes()); // partitions
+            body.extend_from_slice(&1i16.to_be_bytes()); // replication factor
+            body.extend_from_slice(&0i32.to_be_bytes()); // no manual assignment
+            body.extend_from_slice(&0i32.to_be_bytes()); // no configs
+        }
+        body.extend_from_slice(&15_000i32.to_be_bytes()); // timeout_ms
+        if version >= 1 {
+            body.push(0); // validate_only = false
+        }
+        let reply = call(&mut conn, API_CREATE_TOPICS, version, 2, &body).await?;
+        let mut r = Reader(&reply);
+        if version >= 2 {
+            r.i32()?; // throttle_time_ms
+        }
+        let mut created = Vec::new();
+        for _ in 0..r.i32()? {
+            let name = r.string()?.unwrap_or_default();
+            let code = r.i16()?;
+            let message = if version >= 1 { r.string()? } else { None };
+            match code {
+                0 => created.push(name),
+                TOPIC_ALREADY_EXISTS => {}
+                _ => {
+                    return Err(format!(
+                        "creating topic {name} failed with error code {code}{}",
+                        message.map(|m| format!(": {m}")).unwrap_or_default()
+                    ))
+                }
+            }
+        }
+        Ok(created)
     })
     .await
     .map_err(|_| format!("no answer from {addr} within {timeout:?}"))?
@@ -70,6 +128,12 @@ async fn call(
 
 /// Picks the newest plain-encoded Metadata version from an ApiVersions v0 answer.
 fn metadata_version(reply: &[u8]) -> Result<i16, String> {
+    api_version(reply, API_METADATA, METADATA_MAX_PLAIN)
+}
+
+/// The newest version of `api` up to `newest` that the broker accepts, from an
+/// ApiVersions v0 answer.
+fn api_version(reply: &[u8], api: i16, newest: i16) -> Result<i16, String> {
     let mut r = Reader(reply);
     let error = r.i16()?;
     if error != 0 {
@@ -77,16 +141,16 @@ fn metadata_version(reply: &[u8]) -> Result<i16, String> {
     }
     for _ in 0..r.i32()? {
         let (key, min, max) = (r.i16()?, r.i16()?, r.i16()?);
-        if key == API_METADATA {
-            let version = max.min(METADATA_MAX_PLAIN);
+        if key == api {
+            let version = max.min(newest);
             return if version >= min {
                 Ok(version)
             } else {
-                Err(format!("broker needs Metadata v{min} or newer"))
+                Err(format!("broker needs API {api} v{min} or newer"))
             };
         }
     }
-    Err("broker does not offer the Metadata API".into())
+    Err(format!("broker does not offer API {api}"))
 }
 
 fn metadata_request(version: i16) -> Vec<u8> {

@@ -5,11 +5,14 @@
 
 mod app;
 mod cli;
+mod clickhouse;
 mod commands;
 mod config;
+mod connect;
 mod docker;
 mod kafka;
 mod migrate;
+mod pipeline;
 mod postgres;
 mod probe;
 mod progress;

@@ -6,29 +6,96 @@
 //! silently skipped or re-run.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 /// One SQL file.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Migration {
-    /// Path relative to the project root, e.g. `sql/postgres/0001_tables.sql`.
-    pub path: &'static str,
-    pub sql: &'static str,
+    /// Path shown in messages and recorded as applied, e.g. `sql/postgres/0001_tables.sql`.
+    pub path: String,
+    pub sql: String,
 }
 
-macro_rules! migration {
-    ($path:literal) => {
-        Migration {
-            path: $path,
-            sql: include_str!(concat!("../", $path)),
-        }
+/// The files that define a pipeline: the built-in ones, or a folder of the user's.
+#[derive(Debug, Clone)]
+pub struct PipelineFiles {
+    pub postgres: Vec<Migration>,
+    pub clickhouse: Vec<Migration>,
+    /// The Debezium connector configuration (JSON with placeholders).
+    pub connector: Migration,
+}
+
+macro_rules! builtin {
+    ($($path:literal),* $(,)?) => {
+        vec![$(Migration {
+            path: $path.to_string(),
+            sql: include_str!(concat!("../", $path)).to_string(),
+        }),*]
     };
 }
 
-/// The PostgreSQL files, in order. A unit test checks this list against the folder.
-pub const POSTGRES: &[Migration] = &[
-    migration!("sql/postgres/0001_tables.sql"),
-    migration!("sql/postgres/0002_publication.sql"),
-];
+impl PipelineFiles {
+    /// The files compiled into the binary. A unit test checks these lists against the
+    /// folders.
+    pub fn builtin() -> PipelineFiles {
+        PipelineFiles {
+            postgres: builtin![
+                "sql/postgres/0001_tables.sql",
+                "sql/postgres/0002_publication.sql",
+            ],
+            clickhouse: builtin![
+                "sql/clickhouse/0001_bronze.sql",
+                "sql/clickhouse/0002_silver.sql",
+                "sql/clickhouse/0003_gold.sql",
+            ],
+            connector: builtin!["connectors/postgres-source.json"].remove(0),
+        }
+    }
+
+    /// Reads `DIR/sql/postgres/*.sql`, `DIR/sql/clickhouse/*.sql` (in file-name order)
+    /// and `DIR/connectors/postgres-source.json`.
+    pub fn from_dir(dir: &Path) -> Result<PipelineFiles, MigrateError> {
+        Ok(PipelineFiles {
+            postgres: read_sql_dir(&dir.join("sql/postgres"))?,
+            clickhouse: read_sql_dir(&dir.join("sql/clickhouse"))?,
+            connector: read_file(&dir.join("connectors/postgres-source.json"))?,
+        })
+    }
+}
+
+fn read_file(path: &Path) -> Result<Migration, MigrateError> {
+    let sql = std::fs::read_to_string(path).map_err(|e| MigrateError::Read {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    Ok(Migration {
+        path: path.display().to_string(),
+        sql,
+    })
+}
+
+fn read_sql_dir(dir: &Path) -> Result<Vec<Migration>, MigrateError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| MigrateError::Read {
+        path: dir.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "sql"))
+        .collect();
+    paths.sort();
+    let files: Vec<Migration> = paths
+        .iter()
+        .map(|p| read_file(p))
+        .collect::<Result<_, _>>()?;
+    if let Some(file) = files.iter().find(|f| f.version() == 0) {
+        return Err(MigrateError::Read {
+            path: file.path.clone(),
+            reason: "SQL file names must start with their number, e.g. 0004_more.sql".into(),
+        });
+    }
+    Ok(files)
+}
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum MigrateError {
@@ -43,6 +110,8 @@ pub enum MigrateError {
     },
     #[error("{path}: unknown placeholder {{{{{name}}}}}")]
     Placeholder { path: String, name: String },
+    #[error("cannot read {path}: {reason}")]
+    Read { path: String, reason: String },
 }
 
 /// What the database says was applied: file path -> checksum.
@@ -51,20 +120,25 @@ pub type Applied = BTreeMap<String, String>;
 impl Migration {
     /// The number the file name starts with.
     pub fn version(&self) -> u32 {
-        let name = self.path.rsplit('/').next().unwrap_or(self.path);
+        let name = self.path.rsplit('/').next().unwrap_or(&self.path);
         let digits: String = name.chars().take_while(|c| c.is_ascii_digit()).collect();
         digits.parse().unwrap_or(0)
     }
 
     /// FNV-1a 64 of the file's text, in hex.
     pub fn checksum(&self) -> String {
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        for byte in self.sql.bytes() {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-        format!("{hash:016x}")
+        fnv1a(&self.sql)
     }
+}
+
+/// FNV-1a 64 of `text`, in hex: a stable fingerprint (not a security hash).
+pub fn fnv1a(text: &str) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in text.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{hash:016x}")
 }
 
 /// The files still to apply, in order; an error if an applied file has changed.
@@ -74,11 +148,11 @@ pub fn pending<'a>(
 ) -> Result<Vec<&'a Migration>, MigrateError> {
     let mut todo = Vec::new();
     for file in files {
-        match applied.get(file.path) {
+        match applied.get(&file.path) {
             Some(recorded) if *recorded == file.checksum() => {}
             Some(recorded) => {
                 return Err(MigrateError::Changed {
-                    path: file.path.to_string(),
+                    path: file.path.clone(),
                     recorded: recorded.clone(),
                     now: file.checksum(),
                 })
@@ -156,26 +230,34 @@ mod tests {
 
     #[test]
     fn file_lists_match_the_folders() {
-        for (dir, list) in [("sql/postgres", POSTGRES)] {
-            let mut on_disk: Vec<String> = std::fs::read_dir(dir)
-                .unwrap()
-                .map(|e| format!("{dir}/{}", e.unwrap().file_name().to_string_lossy()))
-                .filter(|p| p.ends_with(".sql"))
+        let builtin = PipelineFiles::builtin();
+        let from_dir = PipelineFiles::from_dir(Path::new(".")).unwrap();
+        for (list, on_disk) in [
+            (&builtin.postgres, &from_dir.postgres),
+            (&builtin.clickhouse, &from_dir.clickhouse),
+        ] {
+            let on_disk: Vec<String> = on_disk
+                .iter()
+                .map(|m| m.path.trim_start_matches("./").to_string())
                 .collect();
-            on_disk.sort();
-            let listed: Vec<String> = list.iter().map(|m| m.path.to_string()).collect();
+            let listed: Vec<String> = list.iter().map(|m| m.path.clone()).collect();
             assert_eq!(listed, on_disk, "update the list in migrate.rs");
             let versions: Vec<u32> = list.iter().map(Migration::version).collect();
             assert!(versions.windows(2).all(|w| w[0] < w[1]), "{versions:?}");
         }
+        assert!(from_dir
+            .connector
+            .path
+            .ends_with("connectors/postgres-source.json"));
     }
 
     #[test]
     fn pending_skips_applied_and_reports_changed() {
-        let files = [
-            Migration { path: "a/0001_x.sql", sql: "one" },
-            Migration { path: "a/0002_y.sql", sql: "two" },
-        ];
+        let file = |path: &str, sql: &str| Migration {
+            path: path.into(),
+            sql: sql.into(),
+        };
+        let files = [file("a/0001_x.sql", "one"), file("a/0002_y.sql", "two")];
         let mut applied = Applied::new();
         assert_eq!(pending(&files, &applied).unwrap().len(), 2);
         applied.insert("a/0001_x.sql".into(), files[0].checksum());

@@ -13,7 +13,9 @@ use crate::state::Credentials;
 pub enum PgError {
     #[error("cannot connect to PostgreSQL at {endpoint}: {reason}\nIs the stack up? `findemo status` tells.")]
     Connect { endpoint: String, reason: String },
-    #[error("{path}:{line}: {message}\n  in statement: {statement}\nNothing of {path} was applied.")]
+    #[error(
+        "{path}:{line}: {message}\n  in statement: {statement}\nNothing of {path} was applied."
+    )]
     Migration {
         path: String,
         line: usize,
@@ -70,8 +72,11 @@ fn query_err(what: &str) -> impl FnOnce(tokio_postgres::Error) -> PgError + '_ {
     }
 }
 
-/// Files of `sql/postgres/` not yet applied (an error if an applied one changed).
-pub async fn pending(client: &Client) -> Result<Vec<&'static Migration>, PgError> {
+/// The files not yet applied, in order (an error if an applied one changed).
+pub async fn pending<'a>(
+    client: &Client,
+    files: &'a [Migration],
+) -> Result<Vec<&'a Migration>, PgError> {
     client
         .batch_execute(
             "CREATE TABLE IF NOT EXISTS findemo_migrations (
@@ -88,7 +93,7 @@ pub async fn pending(client: &Client) -> Result<Vec<&'static Migration>, PgError
         .iter()
         .map(|row| (row.get(0), row.get(1)))
         .collect();
-    Ok(migrate::pending(migrate::POSTGRES, &applied)?)
+    Ok(migrate::pending(files, &applied)?)
 }
 
 /// Applies one file and records it, in one transaction: all of it or nothing.
@@ -97,7 +102,7 @@ pub async fn apply(client: &mut Client, file: &Migration) -> Result<(), PgError>
         .transaction()
         .await
         .map_err(query_err("begin transaction"))?;
-    if let Err(err) = tx.batch_execute(file.sql).await {
+    if let Err(err) = tx.batch_execute(&file.sql).await {
         return Err(migration_error(file, &err));
     }
     tx.execute(
@@ -119,15 +124,15 @@ fn migration_error(file: &Migration, err: &tokio_postgres::Error) -> PgError {
             .map_or(0, |(i, _)| i),
         _ => 0,
     };
-    let line = migrate::line_of(file.sql, offset);
-    let statement = migrate::statements(file.sql)
+    let line = migrate::line_of(&file.sql, offset);
+    let statement = migrate::statements(&file.sql)
         .into_iter()
         .take_while(|(start, _)| *start <= line)
         .last()
         .map(|(_, s)| s.lines().next().unwrap_or("").to_string())
         .unwrap_or_default();
     PgError::Migration {
-        path: file.path.to_string(),
+        path: file.path.clone(),
         line,
         statement,
         message: reason(err),

@@ -16,6 +16,8 @@ use crate::state::Credentials;
 pub const KAFKA_INTERNAL_PORT: u16 = 29092;
 /// The database the pipeline lives in.
 pub const POSTGRES_DB: &str = "financial";
+/// ClickHouse server settings findemo adds (valid on 18.16 and current releases).
+const CLICKHOUSE_KAFKA_XML: &str = "<yandex>\n  <kafka>\n    <auto_offset_reset>smallest</auto_offset_reset>\n  </kafka>\n</yandex>\n";
 /// The Debezium connector class Kafka Connect must offer.
 pub const DEBEZIUM_POSTGRES_CLASS: &str = "io.debezium.connector.postgresql.PostgresConnector";
 
@@ -99,6 +101,7 @@ impl Service {
         let mut volumes = Vec::new();
         let mut shm_size = None;
         let mut nofile = None;
+        let mut files = Vec::new();
         let container_port;
         match self {
             Service::Postgres => {
@@ -182,6 +185,14 @@ impl Service {
                 set("CONNECT_VALUE_CONVERTER_SCHEMAS_ENABLE", "false");
                 set("OFFSET_FLUSH_INTERVAL_MS", "5000");
                 set("HEAP_OPTS", "-Xms128m -Xmx768m");
+                // The connector reads the database password from the worker's
+                // environment, so it never shows in the connector's REST config.
+                set("CONNECT_CONFIG_PROVIDERS", "env");
+                set(
+                    "CONNECT_CONFIG_PROVIDERS_ENV_CLASS",
+                    "org.apache.kafka.common.config.provider.EnvVarConfigProvider",
+                );
+                set("FINDEMO_POSTGRES_PASSWORD", &creds.postgres_password);
                 volumes.push((format!("{stack}-connect-data"), "/kafka/data".into()));
                 container_port = 8083;
             }
@@ -194,6 +205,12 @@ impl Service {
                     "/var/lib/clickhouse".into(),
                 ));
                 nofile = Some(262_144);
+                // New consumer groups start at the beginning of a topic, so the
+                // snapshot Debezium writes before ClickHouse subscribes is not skipped.
+                files.push((
+                    "/etc/clickhouse-server/config.d/findemo-kafka.xml".to_string(),
+                    CLICKHOUSE_KAFKA_XML.to_string(),
+                ));
                 container_port = 8123;
             }
         }
@@ -214,6 +231,7 @@ impl Service {
             memory: svc.memory,
             shm_size,
             nofile,
+            files,
             labels: Labels::service(stack, self.name()),
         }
     }

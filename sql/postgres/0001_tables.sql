@@ -47,6 +47,12 @@ CREATE TABLE IF NOT EXISTS raw_transactions (
     device_id       text NOT NULL
 );
 
+-- One row, updated by `findemo up` to prove that a change flows end to end.
+CREATE TABLE IF NOT EXISTS findemo_canary (
+    id     integer PRIMARY KEY,
+    token  text NOT NULL
+);
+
 CREATE INDEX IF NOT EXISTS raw_transactions_timestamp ON raw_transactions ("timestamp");
 
 -- Deletes must carry the whole old row, so the warehouse can take it out of every
@@ -56,3 +62,4 @@ ALTER TABLE raw_merchants REPLICA IDENTITY FULL;
 ALTER TABLE raw_ip_geo REPLICA IDENTITY FULL;
 ALTER TABLE raw_fx_rates REPLICA IDENTITY FULL;
 ALTER TABLE raw_transactions REPLICA IDENTITY FULL;
+ALTER TABLE findemo_canary REPLICA IDENTITY FULL;

@@ -5,6 +5,7 @@ mod logs;
 mod reset;
 mod status;
 mod up;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -12,6 +13,8 @@ use crate::app::Ctx;
 use crate::cli::Command;
 use crate::config::ConfigError;
 use crate::docker::DockerError;
+use crate::migrate::MigrateError;
+use crate::pipeline::PipelineError;
 use crate::postgres::PgError;
 use crate::stack::StackError;
 use crate::state::StateError;
@@ -23,7 +26,7 @@ pub enum CommandError {
     #[error(transparent)]
     Stack(#[from] StackError),
     #[error(transparent)]
-    Postgres(#[from] PgError),
+    Pipeline(#[from] PipelineError),
     #[error("{0}")]
     Refused(String),
     #[error("cannot write output: {0}")]
@@ -35,6 +38,18 @@ pub enum CommandError {
 impl From<DockerError> for CommandError {
     fn from(err: DockerError) -> Self {
         CommandError::Stack(err.into())
+    }
+}
+
+impl From<PgError> for CommandError {
+    fn from(err: PgError) -> Self {
+        CommandError::Pipeline(err.into())
+    }
+}
+
+impl From<MigrateError> for CommandError {
+    fn from(err: MigrateError) -> Self {
+        CommandError::Pipeline(err.into())
     }
 }
 
@@ -50,6 +65,7 @@ pub async fn run(command: Command, ctx: &Ctx) -> Result<ExitCode, CommandError> 
         Command::Status(args) => status::run(args, ctx).await,
         Command::Down(args) => down::run(args, ctx).await,
         Command::Reset(args) => reset::run(args, ctx).await,
+        Command::Verify(args) => verify::run(args, ctx).await,
         Command::Logs(args) => logs::run(args, ctx).await,
     }
 }

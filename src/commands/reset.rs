@@ -2,11 +2,15 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use crate::app::Ctx;
 use crate::cli::ResetArgs;
 use crate::commands::CommandError;
 use crate::docker::Engine;
+use crate::migrate::PipelineFiles;
+use crate::pipeline::Pipeline;
+use crate::service::Service;
 use crate::state;
 
 pub async fn run(args: ResetArgs, ctx: &Ctx) -> Result<ExitCode, CommandError> {
@@ -21,6 +25,7 @@ pub async fn run(args: ResetArgs, ctx: &Ctx) -> Result<ExitCode, CommandError> {
         confirm(stack, &found)?;
     }
 
+    remove_pipeline(ctx, &engine).await;
     for container in &found.containers {
         let task = ctx.printer.task("remove", container);
         engine.remove_container(container).await?;
@@ -52,6 +57,37 @@ pub async fn run(args: ResetArgs, ctx: &Ctx) -> Result<ExitCode, CommandError> {
         found.networks.len()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Deletes the connector, the replication slot and the publication while their
+/// services still run. Best effort: the volumes that hold them go next anyway.
+async fn remove_pipeline(ctx: &Ctx, engine: &Engine) {
+    let Ok(Some(creds)) = state::load(&ctx.credentials_path) else {
+        return;
+    };
+    for service in [Service::Postgres, Service::Connect] {
+        let container = service.container_name(&ctx.config.stack);
+        if !matches!(engine.inspect(&container).await, Ok(Some(s)) if s.running) {
+            return;
+        }
+    }
+    let files = ctx
+        .pipeline_files()
+        .unwrap_or_else(|_| PipelineFiles::builtin());
+    let pipeline = Pipeline {
+        config: &ctx.config,
+        creds: &creds,
+        files: &files,
+        printer: &ctx.printer,
+    };
+    let task = ctx
+        .printer
+        .task("connector", "removing connector, slot and publication");
+    match tokio::time::timeout(Duration::from_secs(60), pipeline.remove()).await {
+        Ok(Ok(())) => task.done("connector, replication slot and publication removed"),
+        Ok(Err(err)) => task.failed(&format!("{err} (continuing)")),
+        Err(_) => task.failed("timed out (continuing)"),
+    }
 }
 
 fn confirm(stack: &str, found: &crate::docker::Labelled) -> Result<(), CommandError> {

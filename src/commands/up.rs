@@ -1,4 +1,5 @@
-//! `findemo up`: from nothing (or anything) to four ready services.
+//! `findemo up`: from nothing (or anything) to four ready services and a flowing
+//! pipeline.
 
 use std::collections::BTreeSet;
 use std::process::ExitCode;
@@ -8,14 +9,16 @@ use crate::app::Ctx;
 use crate::cli::UpArgs;
 use crate::commands::CommandError;
 use crate::docker::{Engine, Labels};
+use crate::pipeline::Pipeline;
 use crate::service::{network_name, Service};
 use crate::stack::{self, Action, Ready, Stack, StackError};
 use crate::state;
 
-pub async fn run(_args: UpArgs, ctx: &Ctx) -> Result<ExitCode, CommandError> {
+pub async fn run(args: UpArgs, ctx: &Ctx) -> Result<ExitCode, CommandError> {
     let started = Instant::now();
     let config = &ctx.config;
     let printer = &ctx.printer;
+    let files = ctx.pipeline_files()?;
     let engine = Engine::connect().await?;
     printer.line(format!(
         "Stack '{}' on Docker at {} (config: {})",
@@ -23,6 +26,9 @@ pub async fn run(_args: UpArgs, ctx: &Ctx) -> Result<ExitCode, CommandError> {
         engine.host(),
         config.source
     ));
+    if args.dry_run {
+        return dry_run(ctx, &engine, &files).await;
+    }
     let creds = state::load_or_create(&ctx.credentials_path)?;
     let stack = Stack {
         engine: &engine,
@@ -81,25 +87,25 @@ pub async fn run(_args: UpArgs, ctx: &Ctx) -> Result<ExitCode, CommandError> {
     )?;
     let ready: Vec<Ready> = vec![postgres, kafka_connect.0, clickhouse, kafka_connect.1];
 
-    let mut pg = crate::postgres::connect(config, &creds).await?;
-    let todo = crate::postgres::pending(&pg).await?;
-    let schema_changed = !todo.is_empty();
-    for file in todo {
-        let task = printer.task("schema", file.path);
-        crate::postgres::apply(&mut pg, file).await?;
-        task.done(&format!("applied {}", file.path));
-    }
+    let pipeline = Pipeline {
+        config,
+        creds: &creds,
+        files: &files,
+        printer,
+    };
+    let pipeline_changed = pipeline.apply().await?;
+    let canary = pipeline.canary(config.canary_timeout).await?;
 
     println!();
-    if !schema_changed && ready.iter().all(|r| r.action == Action::AlreadyUp) {
+    if !pipeline_changed && ready.iter().all(|r| r.action == Action::AlreadyUp) {
         println!(
-            "Stack '{}' is already up: all {} services ready, nothing to do.",
+            "Stack '{}' is already up: all {} services ready and the pipeline in place, nothing to do.",
             config.stack,
             ready.len()
         );
     } else {
         println!(
-            "Stack '{}' is up: {} services ready in {:.1}s.",
+            "Stack '{}' is up: {} services ready and the pipeline flowing in {:.1}s.",
             config.stack,
             ready.len(),
             started.elapsed().as_secs_f64()
@@ -115,8 +121,62 @@ pub async fn run(_args: UpArgs, ctx: &Ctx) -> Result<ExitCode, CommandError> {
         );
     }
     println!(
+        "A change in PostgreSQL reached ClickHouse silver in {:.1}s.",
+        canary.as_secs_f64()
+    );
+    println!(
         "Credentials: {} (readable by you only)",
         ctx.credentials_path.display()
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Says what `up` would do: which containers it would create or start, which SQL
+/// files it would apply, and what it would do with the connector.
+async fn dry_run(
+    ctx: &Ctx,
+    engine: &Engine,
+    files: &crate::migrate::PipelineFiles,
+) -> Result<ExitCode, CommandError> {
+    let config = &ctx.config;
+    let mut all_running = true;
+    println!("Dry run: nothing is changed.");
+    for service in Service::ALL {
+        let container = service.container_name(&config.stack);
+        let what = match engine.inspect(&container).await? {
+            None => "would be created and started",
+            Some(s) if !s.running => "would be started",
+            Some(_) => "is running",
+        };
+        all_running &= what == "is running";
+        println!("  {:<11} {container} {what}", service.name());
+    }
+    let creds = state::load(&ctx.credentials_path)?;
+    let (postgres, clickhouse, connector) = match (all_running, creds) {
+        (true, Some(creds)) => {
+            let pipeline = Pipeline {
+                config,
+                creds: &creds,
+                files,
+                printer: &ctx.printer,
+            };
+            let plan = pipeline.plan().await?;
+            (plan.postgres, plan.clickhouse, plan.connector)
+        }
+        _ => {
+            let paths =
+                |f: &[crate::migrate::Migration]| f.iter().map(|m| m.path.clone()).collect();
+            (paths(&files.postgres), paths(&files.clickhouse), "register")
+        }
+    };
+    for (db, list) in [("PostgreSQL", postgres), ("ClickHouse", clickhouse)] {
+        if list.is_empty() {
+            println!("  {db}: every SQL file already applied");
+        }
+        for path in list {
+            println!("  {db}: would apply {path}");
+        }
+    }
+    println!("  connector: {connector}");
     Ok(ExitCode::SUCCESS)
 }

@@ -16,7 +16,7 @@ use bollard::models::{
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, ListContainersOptions, ListNetworksOptions,
     ListVolumesOptions, LogsOptions, RemoveContainerOptions, RemoveVolumeOptions,
-    StopContainerOptions,
+    StopContainerOptions, UploadToContainerOptions,
 };
 use bollard::Docker;
 use futures_util::{Stream, StreamExt, TryStreamExt};
@@ -289,6 +289,17 @@ impl Engine {
             .create_container(Some(options), body)
             .await
             .map_err(api("create container", &spec.container))?;
+        if !spec.files.is_empty() {
+            let options = UploadToContainerOptions {
+                path: "/".into(),
+                ..Default::default()
+            };
+            let archive = bollard::body_full(spec::tar(&spec.files).into());
+            self.docker
+                .upload_to_container(&spec.container, Some(options), archive)
+                .await
+                .map_err(api("write configuration files into", &spec.container))?;
+        }
         Ok(())
     }
 

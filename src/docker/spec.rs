@@ -52,6 +52,8 @@ pub struct ServiceSpec {
     pub shm_size: Option<i64>,
     /// Open-files limit (soft = hard).
     pub nofile: Option<i64>,
+    /// Files written into the container before it first starts: (absolute path, text).
+    pub files: Vec<(String, String)>,
     pub labels: Labels,
 }
 
@@ -59,7 +61,7 @@ impl ServiceSpec {
     /// A stable digest of everything that shapes the container (FNV-1a, hex).
     pub fn fingerprint(&self) -> String {
         let text = format!(
-            "{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{}|{}",
+            "{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{}|{}",
             self.image,
             self.env,
             self.cmd,
@@ -68,6 +70,7 @@ impl ServiceSpec {
             self.memory,
             self.shm_size,
             self.nofile,
+            self.files,
             self.network,
             self.alias
         );
@@ -78,6 +81,38 @@ impl ServiceSpec {
         }
         format!("{hash:016x}")
     }
+}
+
+/// A tar archive (ustar) holding `files`, for the Docker archive API.
+pub fn tar(files: &[(String, String)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (path, text) in files {
+        let name = path.trim_start_matches('/');
+        let mut header = [0u8; 512];
+        header[..name.len().min(100)].copy_from_slice(&name.as_bytes()[..name.len().min(100)]);
+        let octal = |field: &mut [u8], value: u64| {
+            let text = format!("{value:0width$o}\0", width = field.len() - 1);
+            field.copy_from_slice(text.as_bytes());
+        };
+        octal(&mut header[100..108], 0o644);
+        octal(&mut header[108..116], 0);
+        octal(&mut header[116..124], 0);
+        octal(&mut header[124..136], text.len() as u64);
+        octal(&mut header[136..148], 0);
+        header[156] = b'0';
+        header[257..263].copy_from_slice(b"ustar\0");
+        header[263..265].copy_from_slice(b"00");
+        // The checksum is computed with its own field as spaces.
+        header[148..156].copy_from_slice(b"        ");
+        let sum: u64 = header.iter().map(|&b| u64::from(b)).sum();
+        let text_sum = format!("{sum:06o}\0 ");
+        header[148..156].copy_from_slice(text_sum.as_bytes());
+        out.extend_from_slice(&header);
+        out.extend_from_slice(text.as_bytes());
+        out.resize(out.len().div_ceil(512) * 512, 0);
+    }
+    out.resize(out.len() + 1024, 0);
+    out
 }
 
 #[cfg(test)]
@@ -98,6 +133,7 @@ mod tests {
             memory: None,
             shm_size: None,
             nofile: None,
+            files: vec![],
             labels: Labels::service("s", "postgres"),
         }
     }
@@ -112,5 +148,27 @@ mod tests {
         let mut c = spec();
         c.name = "other".into();
         assert_eq!(a.fingerprint(), c.fingerprint());
+    }
+
+    #[test]
+    fn tar_has_header_content_and_trailer() {
+        let archive = tar(&[("/etc/x.xml".into(), "hello".into())]);
+        assert_eq!(archive.len(), 512 + 512 + 1024);
+        assert_eq!(&archive[..9], b"etc/x.xml");
+        assert_eq!(&archive[124..135], b"00000000005");
+        assert_eq!(&archive[512..517], b"hello");
+        let sum: u64 = archive[..512]
+            .iter()
+            .enumerate()
+            .map(|(i, &b)| {
+                if (148..156).contains(&i) {
+                    32
+                } else {
+                    u64::from(b)
+                }
+            })
+            .sum();
+        let field = std::str::from_utf8(&archive[148..154]).unwrap();
+        assert_eq!(u64::from_str_radix(field, 8).unwrap(), sum);
     }
 }

@@ -1,0 +1,194 @@
+//! The stack's ClickHouse over its HTTP interface: queries, and applying
+//! `sql/clickhouse/` in order, each file recorded once all its statements ran.
+//!
+//! ClickHouse has no transactions, so every statement in those files is written to be
+//! re-runnable (`IF NOT EXISTS`); a file that fails half-way is not recorded, and the
+//! next `up` runs it again from the top.
+
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+
+use crate::config::Config;
+use crate::migrate::{self, Applied, MigrateError, Migration};
+use crate::service::Service;
+use crate::state::Credentials;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChError {
+    #[error(
+        "cannot reach ClickHouse at {endpoint}: {reason}\nIs the stack up? `findemo status` tells."
+    )]
+    Connect { endpoint: String, reason: String },
+    #[error("ClickHouse: {what}: {message}")]
+    Query { what: String, message: String },
+    #[error(
+        "{path}:{line}: ClickHouse refused statement {number} ({statement}): {message}\n\
+             {path} is not recorded as applied; statements before it are re-runnable and stay."
+    )]
+    Migration {
+        path: String,
+        line: usize,
+        number: usize,
+        statement: String,
+        message: String,
+    },
+    #[error(transparent)]
+    Migrate(#[from] MigrateError),
+}
+
+pub struct ClickHouse {
+    http: reqwest::Client,
+    base: String,
+    user: String,
+    password: String,
+}
+
+impl ClickHouse {
+    pub fn new(config: &Config, creds: &Credentials) -> ClickHouse {
+        ClickHouse {
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .unwrap_or_default(),
+            base: format!(
+                "http://127.0.0.1:{}/",
+                config.service(Service::Clickhouse).port
+            ),
+            user: creds.clickhouse_user.clone(),
+            password: creds.clickhouse_password.clone(),
+        }
+    }
+
+    /// Runs one statement; returns the response body.
+    pub async fn exec(&self, sql: &str) -> Result<String, ChError> {
+        let response = self
+            .http
+            .post(&self.base)
+            .header("X-ClickHouse-User", &self.user)
+            .header("X-ClickHouse-Key", &self.password)
+            .body(sql.to_string())
+            .send()
+            .await
+            .map_err(|e| ChError::Connect {
+                endpoint: self.base.clone(),
+                reason: e.without_url().to_string(),
+            })?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        if status.is_success() {
+            Ok(text)
+        } else {
+            Err(ChError::Query {
+                what: first_line(sql).to_string(),
+                message: server_message(&text),
+            })
+        }
+    }
+
+    /// Runs a query and parses each output row (JSONEachRow) as a `T`.
+    pub async fn rows<T: DeserializeOwned>(&self, sql: &str) -> Result<Vec<T>, ChError> {
+        let text = self.exec(&format!("{sql} FORMAT JSONEachRow")).await?;
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|line| {
+                serde_json::from_str(line).map_err(|e| ChError::Query {
+                    what: first_line(sql).to_string(),
+                    message: format!("unexpected row {line}: {e}"),
+                })
+            })
+            .collect()
+    }
+
+    /// The server's major and minor version.
+    pub async fn version(&self) -> Result<(u32, u32), ChError> {
+        let text = self.exec("SELECT version()").await?;
+        let mut parts = text
+            .trim()
+            .split('.')
+            .map(|p| p.parse::<u32>().unwrap_or(0));
+        Ok((parts.next().unwrap_or(0), parts.next().unwrap_or(0)))
+    }
+
+    /// The files not yet applied, in order (an error if an applied one changed).
+    pub async fn pending<'a>(&self, files: &'a [Migration]) -> Result<Vec<&'a Migration>, ChError> {
+        self.exec("CREATE DATABASE IF NOT EXISTS findemo_meta")
+            .await?;
+        self.exec(
+            "CREATE TABLE IF NOT EXISTS findemo_meta.migrations \
+             (path String, checksum String, applied_at DateTime DEFAULT now()) \
+             ENGINE = MergeTree ORDER BY path",
+        )
+        .await?;
+        #[derive(serde::Deserialize)]
+        struct Row {
+            path: String,
+            checksum: String,
+        }
+        let applied: Applied = self
+            .rows::<Row>("SELECT path, checksum FROM findemo_meta.migrations")
+            .await?
+            .into_iter()
+            .map(|r| (r.path, r.checksum))
+            .collect();
+        Ok(migrate::pending(files, &applied)?)
+    }
+
+    /// Renders the file's placeholders, runs its statements in order, then records it.
+    pub async fn apply(&self, file: &Migration, vars: &[(&str, &str)]) -> Result<(), ChError> {
+        let sql = migrate::render(&file.path, &file.sql, vars)?;
+        for (number, (line, statement)) in migrate::statements(&sql).into_iter().enumerate() {
+            if let Err(err) = self.exec(&statement).await {
+                let message = match err {
+                    ChError::Query { message, .. } => message,
+                    other => return Err(other),
+                };
+                return Err(ChError::Migration {
+                    path: file.path.clone(),
+                    line,
+                    number: number + 1,
+                    statement: first_line(&statement).to_string(),
+                    message,
+                });
+            }
+        }
+        self.exec(&format!(
+            "INSERT INTO findemo_meta.migrations (path, checksum) VALUES ('{}', '{}')",
+            escape(&file.path),
+            file.checksum()
+        ))
+        .await?;
+        Ok(())
+    }
+}
+
+/// Escapes a value for a single-quoted ClickHouse string literal.
+pub fn escape(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('\'', "\\'")
+}
+
+fn first_line(text: &str) -> &str {
+    text.trim().lines().next().unwrap_or("")
+}
+
+/// ClickHouse's error text, without the stack trace and exception class noise.
+fn server_message(body: &str) -> String {
+    let line = first_line(body);
+    let line = line.split(", e.what()").next().unwrap_or(line);
+    line.replace("e.displayText() = ", "").trim().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_messages_are_trimmed() {
+        let body = "Code: 62, e.displayText() = DB::Exception: Syntax error: failed at position 8, e.what() = DB::Exception\n";
+        assert_eq!(
+            server_message(body),
+            "Code: 62, DB::Exception: Syntax error: failed at position 8"
+        );
+        assert_eq!(escape("it's"), "it\\'s");
+    }
+}

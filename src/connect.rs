@@ -1,0 +1,242 @@
+//! Kafka Connect's REST API: the few calls findemo needs to register the Debezium
+//! connector idempotently and watch it run.
+//!
+//! Connect answers 409 while its workers rebalance and 5xx while it starts; those are
+//! retried with backoff. Anything else is reported as it came.
+
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("Kafka Connect at {endpoint}: {what} failed after {attempts} attempts: {last}")]
+    GaveUp {
+        endpoint: String,
+        what: String,
+        attempts: u32,
+        last: String,
+    },
+    #[error("Kafka Connect refused {what}: HTTP {status}: {message}")]
+    Rejected {
+        what: String,
+        status: u16,
+        message: String,
+    },
+    #[error(
+        "connector {name}: {part} FAILED:\n{trace}\nFix the cause, then run `findemo up` again."
+    )]
+    Failed {
+        name: String,
+        part: String,
+        trace: String,
+    },
+    #[error("connector {name} is not RUNNING after {}s (connector {connector}, tasks {tasks}).\nTry `findemo logs connect`.", waited.as_secs())]
+    NotRunning {
+        name: String,
+        waited: Duration,
+        connector: String,
+        tasks: String,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Status {
+    pub connector: State,
+    #[serde(default)]
+    pub tasks: Vec<State>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct State {
+    pub state: String,
+    #[serde(default)]
+    pub trace: Option<String>,
+}
+
+pub struct ConnectClient {
+    http: reqwest::Client,
+    base: String,
+}
+
+/// How often a transient answer is retried before giving up.
+const ATTEMPTS: u32 = 12;
+
+impl ConnectClient {
+    pub fn new(port: u16) -> ConnectClient {
+        ConnectClient {
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap_or_default(),
+            base: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// Sends a request, retrying transient failures; `None` on 404.
+    async fn send(
+        &self,
+        what: &str,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<Option<Value>, ConnectError> {
+        let mut pause = Duration::from_millis(250);
+        let mut last = String::new();
+        for attempt in 1..=ATTEMPTS {
+            match build().send().await {
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    let text = response.text().await.unwrap_or_default();
+                    match status {
+                        200..=299 => {
+                            return Ok(Some(serde_json::from_str(&text).unwrap_or(Value::Null)))
+                        }
+                        404 => return Ok(None),
+                        409 | 500..=599 => last = format!("HTTP {status}: {}", message(&text)),
+                        _ => {
+                            return Err(ConnectError::Rejected {
+                                what: what.to_string(),
+                                status,
+                                message: message(&text),
+                            })
+                        }
+                    }
+                }
+                Err(err) => last = err.without_url().to_string(),
+            }
+            tracing::debug!(what, attempt, %last, "Kafka Connect not ready, retrying");
+            if attempt < ATTEMPTS {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(4));
+            }
+        }
+        Err(ConnectError::GaveUp {
+            endpoint: self.base.clone(),
+            what: what.to_string(),
+            attempts: ATTEMPTS,
+            last,
+        })
+    }
+
+    /// The connector's configuration, if it exists (without its `name` key).
+    pub async fn config(&self, name: &str) -> Result<Option<Map<String, Value>>, ConnectError> {
+        let url = format!("{}/connectors/{name}/config", self.base);
+        let value = self
+            .send(&format!("GET config of {name}"), || self.http.get(&url))
+            .await?;
+        Ok(value.and_then(|v| match v {
+            Value::Object(mut map) => {
+                map.remove("name");
+                Some(map)
+            }
+            _ => None,
+        }))
+    }
+
+    /// Creates or updates the connector.
+    pub async fn put_config(
+        &self,
+        name: &str,
+        config: &Map<String, Value>,
+    ) -> Result<(), ConnectError> {
+        let url = format!("{}/connectors/{name}/config", self.base);
+        self.send(&format!("PUT config of {name}"), || {
+            self.http.put(&url).json(config)
+        })
+        .await?;
+        Ok(())
+    }
+
+    pub async fn status(&self, name: &str) -> Result<Option<Status>, ConnectError> {
+        let url = format!("{}/connectors/{name}/status", self.base);
+        let value = self
+            .send(&format!("GET status of {name}"), || self.http.get(&url))
+            .await?;
+        Ok(value.and_then(|v| serde_json::from_value(v).ok()))
+    }
+
+    /// Deletes the connector; nothing to do if it does not exist.
+    pub async fn delete(&self, name: &str) -> Result<(), ConnectError> {
+        let url = format!("{}/connectors/{name}", self.base);
+        self.send(&format!("DELETE {name}"), || self.http.delete(&url))
+            .await?;
+        Ok(())
+    }
+
+    /// Waits until the connector and all its tasks are RUNNING; a FAILED one is
+    /// reported with its stack trace at once.
+    pub async fn wait_running(&self, name: &str, timeout: Duration) -> Result<(), ConnectError> {
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(100);
+        loop {
+            let status = self.status(name).await?;
+            let (connector, tasks) = match &status {
+                Some(s) => (
+                    s.connector.state.clone(),
+                    s.tasks
+                        .iter()
+                        .map(|t| t.state.as_str())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                ),
+                None => ("missing".to_string(), String::new()),
+            };
+            if let Some(s) = &status {
+                if s.connector.state == "FAILED" {
+                    return Err(failed(name, "connector", &s.connector));
+                }
+                if let Some((i, task)) = s
+                    .tasks
+                    .iter()
+                    .enumerate()
+                    .find(|(_, t)| t.state == "FAILED")
+                {
+                    return Err(failed(name, &format!("task {i}"), task));
+                }
+                if s.connector.state == "RUNNING"
+                    && !s.tasks.is_empty()
+                    && s.tasks.iter().all(|t| t.state == "RUNNING")
+                {
+                    return Ok(());
+                }
+            }
+            if started.elapsed() >= timeout {
+                return Err(ConnectError::NotRunning {
+                    name: name.to_string(),
+                    waited: timeout,
+                    connector,
+                    tasks: if tasks.is_empty() {
+                        "none".into()
+                    } else {
+                        tasks
+                    },
+                });
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(1));
+        }
+    }
+}
+
+fn failed(name: &str, part: &str, state: &State) -> ConnectError {
+    ConnectError::Failed {
+        name: name.to_string(),
+        part: part.to_string(),
+        trace: state
+            .trace
+            .as_deref()
+            .unwrap_or("(no trace given)")
+            .lines()
+            .take(15)
+            .collect::<Vec<_>>()
+            .join("\n"),
+    }
+}
+
+/// Connect's error body is `{"error_code":..,"message":".."}`; fall back to the text.
+fn message(body: &str) -> String {
+    serde_json::from_str::<Value>(body)
+        .ok()
+        .and_then(|v| v["message"].as_str().map(String::from))
+        .unwrap_or_else(|| body.chars().take(300).collect())
+}

@@ -1,0 +1,299 @@
+//! The change-data-capture pipeline on a running stack, set up in an order that
+//! leaves nothing to timing: PostgreSQL schema and publication, then the Kafka topics,
+//! then ClickHouse's bronze/silver/gold (whose Kafka tables subscribe to those topics),
+//! then the Debezium connector, and last a canary change that must reach silver.
+
+use std::time::{Duration, Instant};
+
+use rand::distr::{Alphanumeric, SampleString};
+use serde_json::{Map, Value};
+
+use crate::clickhouse::{ChError, ClickHouse};
+use crate::config::Config;
+use crate::connect::{ConnectClient, ConnectError};
+use crate::kafka;
+use crate::migrate::{self, MigrateError, Migration, PipelineFiles};
+use crate::postgres::{self, PgError};
+use crate::progress::Printer;
+use crate::service::{Service, KAFKA_INTERNAL_PORT};
+use crate::state::Credentials;
+
+/// The PostgreSQL tables Debezium captures; each has a topic and bronze/silver tables.
+pub const TABLES: [&str; 6] = [
+    "raw_accounts",
+    "raw_merchants",
+    "raw_ip_geo",
+    "raw_fx_rates",
+    "raw_transactions",
+    "findemo_canary",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Postgres(#[from] PgError),
+    #[error(transparent)]
+    ClickHouse(#[from] ChError),
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    #[error(transparent)]
+    Files(#[from] MigrateError),
+    #[error("{path}: {reason}")]
+    ConnectorFile { path: String, reason: String },
+    #[error("cannot create the Kafka topics: {0}")]
+    Topics(String),
+    #[error(
+        "the canary change did not reach ClickHouse's silver layer within {}s.\n\
+         The connector runs, so look at `findemo logs connect` and `findemo logs clickhouse`.",
+        .0.as_secs()
+    )]
+    Canary(Duration),
+}
+
+/// What `up --dry-run` would do.
+#[derive(Debug)]
+pub struct Plan {
+    pub postgres: Vec<String>,
+    pub clickhouse: Vec<String>,
+    pub connector: &'static str,
+}
+
+pub struct Pipeline<'a> {
+    pub config: &'a Config,
+    pub creds: &'a Credentials,
+    pub files: &'a PipelineFiles,
+    pub printer: &'a Printer,
+}
+
+impl Pipeline<'_> {
+    pub fn connector_name(&self) -> String {
+        format!("{}-postgres-source", self.config.stack)
+    }
+
+    pub fn slot_name(&self) -> String {
+        format!("{}_cdc", self.config.stack.replace('-', "_"))
+    }
+
+    pub fn topics(&self) -> Vec<String> {
+        TABLES
+            .iter()
+            .map(|t| format!("{}.public.{t}", self.config.stack))
+            .collect()
+    }
+
+    fn clickhouse(&self) -> ClickHouse {
+        ClickHouse::new(self.config, self.creds)
+    }
+
+    fn connect(&self) -> ConnectClient {
+        ConnectClient::new(self.config.service(Service::Connect).port)
+    }
+
+    /// The connector configuration: the file with the stack's values filled in.
+    pub fn connector_config(&self) -> Result<Map<String, Value>, PipelineError> {
+        let file = &self.files.connector;
+        let slot = self.slot_name();
+        let text = migrate::render(
+            &file.path,
+            &file.sql,
+            &[
+                ("postgres_user", self.creds.postgres_user.as_str()),
+                ("topic_prefix", self.config.stack.as_str()),
+                ("slot_name", slot.as_str()),
+            ],
+        )?;
+        let bad = |reason: String| PipelineError::ConnectorFile {
+            path: file.path.clone(),
+            reason,
+        };
+        let value: Value = serde_json::from_str(&text).map_err(|e| {
+            bad(format!(
+                "not valid JSON at line {} column {}: {e}",
+                e.line(),
+                e.column()
+            ))
+        })?;
+        let Value::Object(map) = value else {
+            return Err(bad("must be a JSON object of settings".into()));
+        };
+        if let Some((key, _)) = map.iter().find(|(_, v)| !v.is_string()) {
+            return Err(bad(format!(
+                "setting {key:?} must be a string, as Kafka Connect expects"
+            )));
+        }
+        Ok(map)
+    }
+
+    /// Values for the ClickHouse files' placeholders; some depend on the server version.
+    fn clickhouse_vars(&self, version: (u32, u32)) -> Vec<(&'static str, String)> {
+        // 18.16 has no per-table flush setting; newer servers flush each second.
+        let kafka_settings = if version.0 >= 21 {
+            ",\n    kafka_flush_interval_ms = 1000".to_string()
+        } else {
+            String::new()
+        };
+        vec![
+            ("kafka_broker", format!("kafka:{KAFKA_INTERNAL_PORT}")),
+            ("topic_prefix", self.config.stack.clone()),
+            ("group_prefix", format!("{}-clickhouse", self.config.stack)),
+            ("kafka_settings", kafka_settings),
+        ]
+    }
+
+    /// What applying would change, without changing anything.
+    pub async fn plan(&self) -> Result<Plan, PipelineError> {
+        let pg = postgres::connect(self.config, self.creds).await?;
+        let postgres = postgres::pending(&pg, &self.files.postgres).await?;
+        let clickhouse = self.clickhouse().pending(&self.files.clickhouse).await?;
+        let desired = self.connector_config()?;
+        let connector = match self.connect().config(&self.connector_name()).await? {
+            None => "register",
+            Some(current) if current == desired => "unchanged",
+            Some(_) => "update",
+        };
+        let paths = |files: Vec<&Migration>| files.iter().map(|f| f.path.clone()).collect();
+        Ok(Plan {
+            postgres: paths(postgres),
+            clickhouse: paths(clickhouse),
+            connector,
+        })
+    }
+
+    /// Brings the pipeline to the state the files describe. Returns whether anything
+    /// changed.
+    pub async fn apply(&self) -> Result<bool, PipelineError> {
+        // Parse the connector file first: a broken file changes nothing.
+        let desired = self.connector_config()?;
+        let mut changed = false;
+
+        let mut pg = postgres::connect(self.config, self.creds).await?;
+        for file in postgres::pending(&pg, &self.files.postgres).await? {
+            let task = self
+                .printer
+                .task("postgres", &format!("applying {}", file.path));
+            postgres::apply(&mut pg, file).await?;
+            task.done(&format!("applied {}", file.path));
+            changed = true;
+        }
+
+        let kafka_addr = format!("127.0.0.1:{}", self.config.service(Service::Kafka).port);
+        let created = kafka::create_topics(&kafka_addr, &self.topics(), Duration::from_secs(30))
+            .await
+            .map_err(PipelineError::Topics)?;
+        if !created.is_empty() {
+            self.printer
+                .line(format!("{:<11} created {} topics", "kafka", created.len()));
+            changed = true;
+        }
+
+        let ch = self.clickhouse();
+        let pending = ch.pending(&self.files.clickhouse).await?;
+        if !pending.is_empty() {
+            let vars = self.clickhouse_vars(ch.version().await?);
+            let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            for file in pending {
+                let task = self
+                    .printer
+                    .task("clickhouse", &format!("applying {}", file.path));
+                ch.apply(file, &vars).await?;
+                task.done(&format!("applied {}", file.path));
+                changed = true;
+            }
+        }
+
+        let connect = self.connect();
+        let name = self.connector_name();
+        let task = self.printer.task("connector", &format!("checking {name}"));
+        let current = connect.config(&name).await?;
+        if current.as_ref() != Some(&desired) {
+            task.message(if current.is_none() {
+                "registering"
+            } else {
+                "updating"
+            });
+            connect.put_config(&name, &desired).await?;
+            changed = true;
+        }
+        task.message("waiting for connector and task to run");
+        connect
+            .wait_running(&name, self.config.ready_timeout)
+            .await?;
+        task.done(&format!("{name} RUNNING"));
+        Ok(changed)
+    }
+
+    /// Writes a fresh token to the canary row and waits until silver shows it.
+    /// Returns the end-to-end time.
+    pub async fn canary(&self, timeout: Duration) -> Result<Duration, PipelineError> {
+        let token = Alphanumeric.sample_string(&mut rand::rng(), 16);
+        let task = self
+            .printer
+            .task("canary", "writing a change to PostgreSQL");
+        let pg = postgres::connect(self.config, self.creds).await?;
+        pg.execute(
+            "INSERT INTO findemo_canary (id, token) VALUES (1, $1) \
+             ON CONFLICT (id) DO UPDATE SET token = EXCLUDED.token",
+            &[&token],
+        )
+        .await
+        .map_err(|e| PgError::Query {
+            what: "write the canary row".into(),
+            reason: postgres::reason(&e),
+        })?;
+        let written = Instant::now();
+        task.message("waiting for it in ClickHouse silver");
+        let ch = self.clickhouse();
+        let query = format!(
+            "SELECT count() FROM silver.canary WHERE id = 1 AND token = '{}'",
+            crate::clickhouse::escape(&token)
+        );
+        let mut pause = Duration::from_millis(50);
+        loop {
+            if ch.exec(&query).await?.trim() != "0" {
+                let took = written.elapsed();
+                task.done(&format!(
+                    "a change reached silver in {:.1}s",
+                    took.as_secs_f64()
+                ));
+                return Ok(took);
+            }
+            if written.elapsed() >= timeout {
+                return Err(PipelineError::Canary(timeout));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(500));
+        }
+    }
+
+    /// Deletes the connector, then its replication slot (a stale slot keeps old
+    /// offsets and WAL). Each step is skipped when its service is not there.
+    pub async fn remove(&self) -> Result<(), PipelineError> {
+        self.connect().delete(&self.connector_name()).await?;
+        let pg = postgres::connect(self.config, self.creds).await?;
+        let slot = self.slot_name();
+        // The slot is busy until the connector's task has let go of it.
+        for _ in 0..50 {
+            let result = pg
+                .execute(
+                    "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots \
+                     WHERE slot_name = $1",
+                    &[&slot],
+                )
+                .await;
+            match result {
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::debug!(reason = %postgres::reason(&e), "slot busy, retrying");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+        pg.batch_execute("DROP PUBLICATION IF EXISTS findemo_cdc")
+            .await
+            .map_err(|e| PgError::Query {
+                what: "drop publication".into(),
+                reason: postgres::reason(&e),
+            })?;
+        Ok(())
+    }
+}
