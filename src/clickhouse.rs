@@ -134,10 +134,14 @@ impl ClickHouse {
         Ok(migrate::pending(files, &applied)?)
     }
 
-    /// Renders the file's placeholders, runs its statements in order, then records it.
+    /// Runs the file's statements in order, placeholders filled, then records it.
     pub async fn apply(&self, file: &Migration, vars: &[(&str, &str)]) -> Result<(), ChError> {
-        let sql = migrate::render(&file.path, &file.sql, vars)?;
-        for (number, (line, statement)) in migrate::statements(&sql).into_iter().enumerate() {
+        // Render each statement, not the file: comments may mention placeholders.
+        let statements = migrate::statements(&file.sql)
+            .into_iter()
+            .map(|(line, s)| Ok((line, migrate::render(&file.path, &s, vars)?)))
+            .collect::<Result<Vec<_>, MigrateError>>()?;
+        for (number, (line, statement)) in statements.into_iter().enumerate() {
             if let Err(err) = self.exec(&statement).await {
                 let message = match err {
                     ChError::Query { message, .. } => message,

@@ -6,7 +6,7 @@
 //! silently skipped or re-run.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// One SQL file.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,40 +53,44 @@ impl PipelineFiles {
     }
 
     /// Reads `DIR/sql/postgres/*.sql`, `DIR/sql/clickhouse/*.sql` (in file-name order)
-    /// and `DIR/connectors/postgres-source.json`.
+    /// and `DIR/connectors/postgres-source.json`. Files keep their paths relative to
+    /// DIR, so a folder holding the built-in files is recognised as already applied.
     pub fn from_dir(dir: &Path) -> Result<PipelineFiles, MigrateError> {
         Ok(PipelineFiles {
-            postgres: read_sql_dir(&dir.join("sql/postgres"))?,
-            clickhouse: read_sql_dir(&dir.join("sql/clickhouse"))?,
-            connector: read_file(&dir.join("connectors/postgres-source.json"))?,
+            postgres: read_sql_dir(dir, "sql/postgres")?,
+            clickhouse: read_sql_dir(dir, "sql/clickhouse")?,
+            connector: read_file(dir, "connectors/postgres-source.json")?,
         })
     }
 }
 
-fn read_file(path: &Path) -> Result<Migration, MigrateError> {
-    let sql = std::fs::read_to_string(path).map_err(|e| MigrateError::Read {
-        path: path.display().to_string(),
+fn read_file(dir: &Path, relative: &str) -> Result<Migration, MigrateError> {
+    let full = dir.join(relative);
+    let sql = std::fs::read_to_string(&full).map_err(|e| MigrateError::Read {
+        path: full.display().to_string(),
         reason: e.to_string(),
     })?;
     Ok(Migration {
-        path: path.display().to_string(),
+        path: relative.to_string(),
         sql,
     })
 }
 
-fn read_sql_dir(dir: &Path) -> Result<Vec<Migration>, MigrateError> {
-    let entries = std::fs::read_dir(dir).map_err(|e| MigrateError::Read {
-        path: dir.display().to_string(),
+fn read_sql_dir(dir: &Path, relative: &str) -> Result<Vec<Migration>, MigrateError> {
+    let full = dir.join(relative);
+    let entries = std::fs::read_dir(&full).map_err(|e| MigrateError::Read {
+        path: full.display().to_string(),
         reason: e.to_string(),
     })?;
-    let mut paths: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "sql"))
+    let mut names: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".sql"))
         .collect();
-    paths.sort();
-    let files: Vec<Migration> = paths
+    names.sort();
+    let files: Vec<Migration> = names
         .iter()
-        .map(|p| read_file(p))
+        .map(|name| read_file(dir, &format!("{relative}/{name}")))
         .collect::<Result<_, _>>()?;
     if let Some(file) = files.iter().find(|f| f.version() == 0) {
         return Err(MigrateError::Read {
@@ -236,10 +240,7 @@ mod tests {
             (&builtin.postgres, &from_dir.postgres),
             (&builtin.clickhouse, &from_dir.clickhouse),
         ] {
-            let on_disk: Vec<String> = on_disk
-                .iter()
-                .map(|m| m.path.trim_start_matches("./").to_string())
-                .collect();
+            let on_disk: Vec<String> = on_disk.iter().map(|m| m.path.clone()).collect();
             let listed: Vec<String> = list.iter().map(|m| m.path.clone()).collect();
             assert_eq!(listed, on_disk, "update the list in migrate.rs");
             let versions: Vec<u32> = list.iter().map(Migration::version).collect();

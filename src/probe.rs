@@ -5,6 +5,28 @@ use std::time::Duration;
 
 use crate::kafka;
 
+/// Why a probe failed: not ready yet (keep waiting), or refused for good (waiting
+/// cannot help, e.g. wrong credentials).
+#[derive(Debug, Clone, PartialEq)]
+pub enum NotReady {
+    Yet(String),
+    Refused(String),
+}
+
+impl std::fmt::Display for NotReady {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotReady::Yet(reason) | NotReady::Refused(reason) => f.write_str(reason),
+        }
+    }
+}
+
+impl From<String> for NotReady {
+    fn from(reason: String) -> Self {
+        NotReady::Yet(reason)
+    }
+}
+
 /// One attempt may take this long before it counts as "not ready yet".
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -41,15 +63,17 @@ impl WaitFor {
         }
     }
 
-    /// One attempt: `Ok(detail)` when ready, `Err(reason)` when not (yet).
-    pub async fn probe(&self) -> Result<String, String> {
+    /// One attempt: `Ok(detail)` when ready, why not otherwise.
+    pub async fn probe(&self) -> Result<String, NotReady> {
         match tokio::time::timeout(ATTEMPT_TIMEOUT, self.probe_once()).await {
             Ok(result) => result,
-            Err(_) => Err(format!("no answer within {ATTEMPT_TIMEOUT:?}")),
+            Err(_) => Err(NotReady::Yet(format!(
+                "no answer within {ATTEMPT_TIMEOUT:?}"
+            ))),
         }
     }
 
-    async fn probe_once(&self) -> Result<String, String> {
+    async fn probe_once(&self) -> Result<String, NotReady> {
         match self {
             WaitFor::Postgres {
                 port,
@@ -64,10 +88,15 @@ impl WaitFor {
                     .password(password)
                     .dbname(dbname)
                     .connect_timeout(ATTEMPT_TIMEOUT);
-                let (client, conn) = pg
-                    .connect(tokio_postgres::NoTls)
-                    .await
-                    .map_err(|e| pg_reason(&e))?;
+                let (client, conn) = pg.connect(tokio_postgres::NoTls).await.map_err(|e| {
+                    // SQLSTATE class 28: the server is up and refuses these credentials.
+                    let refused = e.code().is_some_and(|c| c.code().starts_with("28"));
+                    if refused {
+                        NotReady::Refused(pg_reason(&e))
+                    } else {
+                        NotReady::Yet(pg_reason(&e))
+                    }
+                })?;
                 let conn = tokio::spawn(conn);
                 let row = client
                     .query_one("SELECT current_setting('server_version')", &[])
@@ -75,7 +104,7 @@ impl WaitFor {
                     .map_err(|e| pg_reason(&e));
                 drop(client);
                 let _ = conn.await;
-                let version: String = row?.get(0);
+                let version: String = row.map_err(NotReady::Yet)?.get(0);
                 Ok(format!("PostgreSQL {version}"))
             }
             WaitFor::KafkaMetadata { port } => {
@@ -102,7 +131,9 @@ impl WaitFor {
                     .iter()
                     .find(|p| p["class"] == class.as_str())
                     .map(|p| format!("{} {}", class, p["version"].as_str().unwrap_or("")))
-                    .ok_or_else(|| format!("REST API is up but does not list {class}"))
+                    .ok_or_else(|| {
+                        NotReady::Yet(format!("REST API is up but does not list {class}"))
+                    })
             }
             WaitFor::ClickHouse {
                 port,
@@ -119,7 +150,7 @@ impl WaitFor {
                     .await
                     .unwrap_or_default();
                 if ping.trim() != "Ok." {
-                    return Err(format!("/ping answered {:?}", ping.trim()));
+                    return Err(NotReady::Yet(format!("/ping answered {:?}", ping.trim())));
                 }
                 let response = http()
                     .post(format!("{base}/"))
@@ -131,8 +162,20 @@ impl WaitFor {
                     .map_err(|e| format!("query: {}", without_url(e)))?;
                 let status = response.status();
                 let text = response.text().await.unwrap_or_default();
+                if status == reqwest::StatusCode::UNAUTHORIZED
+                    || status == reqwest::StatusCode::FORBIDDEN
+                    || text.contains("Authentication failed")
+                {
+                    return Err(NotReady::Refused(format!(
+                        "the stack's user was refused: {}",
+                        first_line(&text)
+                    )));
+                }
                 if !status.is_success() {
-                    return Err(format!("query answered {status}: {}", first_line(&text)));
+                    return Err(NotReady::Yet(format!(
+                        "query answered {status}: {}",
+                        first_line(&text)
+                    )));
                 }
                 Ok(format!("ClickHouse {}", text.trim()))
             }

@@ -204,7 +204,7 @@ impl Service {
                     format!("{stack}-clickhouse-data"),
                     "/var/lib/clickhouse".into(),
                 ));
-                nofile = Some(262_144);
+                nofile = Some(open_files_limit(262_144));
                 // New consumer groups start at the beginning of a topic, so the
                 // snapshot Debezium writes before ClickHouse subscribes is not skipped.
                 files.push((
@@ -257,6 +257,22 @@ impl Service {
                 password: creds.clickhouse_password.clone(),
             },
         }
+    }
+}
+
+/// `wanted`, or less when this machine's hard limit on open files is lower: the
+/// engine cannot grant a container more than it has itself (read from our own limit,
+/// which on one machine matches the engine's).
+fn open_files_limit(wanted: i64) -> i64 {
+    let hard = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|text| {
+            let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+            line.split_whitespace().nth(4)?.parse::<i64>().ok()
+        });
+    match hard {
+        Some(hard) if hard < wanted => hard,
+        _ => wanted,
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::docker::{ContainerStatus, DockerError, Engine, ServiceSpec};
-use crate::probe::WaitFor;
+use crate::probe::{NotReady, WaitFor};
 use crate::progress::Printer;
 use crate::service::Service;
 use crate::state::{Credentials, StateError};
@@ -38,6 +38,16 @@ pub enum StackError {
         service: Service,
         what: &'static str,
         waited: Duration,
+        reason: String,
+        logs: String,
+        hint: &'static str,
+    },
+    #[error(
+        "{service} is up but refuses findemo: {reason}\n{logs}\
+         Waiting will not help. Try: {hint}."
+    )]
+    Refused {
+        service: Service,
         reason: String,
         logs: String,
         hint: &'static str,
@@ -156,7 +166,15 @@ impl Stack<'_> {
         loop {
             let reason = match wait.probe().await {
                 Ok(detail) => return Ok(detail),
-                Err(reason) => reason,
+                Err(NotReady::Yet(reason)) => reason,
+                Err(NotReady::Refused(reason)) => {
+                    return Err(StackError::Refused {
+                        service,
+                        reason,
+                        logs: self.log_excerpt(&spec.container).await,
+                        hint: service.hint(),
+                    })
+                }
             };
             tracing::debug!(%service, %reason, "not ready yet");
             if let Some(status) = self.engine.inspect(&spec.container).await? {

@@ -7,6 +7,17 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash tests/testbed/engine.sh
 bash tests/testbed/build.sh
 
+# A current ClickHouse, in-process, for the SQL dialect check (tests/dialect/).
+CHDB_VERSION=4.4.0
+CHDB_VENV=${FINDEMO_TESTBED_CACHE:-/var/cache/findemo-testbed}/chdb-venv
+if ! "$CHDB_VENV/bin/python" -c "import chdb, sys; sys.exit(chdb.__version__ != '$CHDB_VERSION')" 2>/dev/null; then
+    echo "test.sh: installing chdb $CHDB_VERSION into $CHDB_VENV" >&2
+    rm -rf "$CHDB_VENV"
+    python3 -m venv "$CHDB_VENV"
+    "$CHDB_VENV/bin/pip" install -q "chdb==$CHDB_VERSION"
+fi
+export FINDEMO_CHDB_PYTHON="$CHDB_VENV/bin/python"
+
 if ! cargo nextest --version >/dev/null 2>&1; then
     echo "test.sh: cargo-nextest is missing; installing it" >&2
     cargo install cargo-nextest --locked

@@ -8,8 +8,8 @@
 -- materialized view does not fire for rows another view inserts, so views are never
 -- chained.
 --
--- Placeholders filled by findemo: {{kafka_broker}}, {{topic_prefix}}, {{group_prefix}},
--- {{kafka_settings}} (extra Kafka engine settings on servers that know them).
+-- Placeholders (double braces) filled by findemo: kafka_broker, topic_prefix,
+-- group_prefix, kafka_settings (extra Kafka engine settings on servers that know them).
 
 CREATE DATABASE IF NOT EXISTS bronze;
 

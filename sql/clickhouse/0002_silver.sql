@@ -165,8 +165,8 @@ FROM (
     SELECT transaction_id, account_id, ts, day, amount, currency, merchant_id, status,
            ip, device_id, source_ts_ms
     FROM silver.transactions FINAL WHERE is_deleted = 0
-)
+) AS t
 ANY LEFT JOIN (
     SELECT date AS day, currency, rate_to_eur
     FROM silver.fx_rates FINAL WHERE is_deleted = 0
-) USING (day, currency);
+) AS r USING (day, currency);

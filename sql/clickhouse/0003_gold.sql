@@ -43,11 +43,11 @@ FROM (
         uniqExact(account_id) AS customers
     FROM silver.transactions_current
     GROUP BY merchant_id
-)
+) AS t
 ANY LEFT JOIN (
     SELECT merchant_id, merchant_name, merchant_category, risk_rating
     FROM silver.merchants_current
-) USING (merchant_id);
+) AS m USING (merchant_id);
 
 -- One row per account with transactions: signals a fraud model would start from.
 CREATE VIEW IF NOT EXISTS gold.account_fraud_features AS
@@ -67,9 +67,9 @@ SELECT
 FROM (
     SELECT account_id, status, amount_eur, device_id, ip, ts
     FROM silver.transactions_current
-)
+) AS t
 ANY LEFT JOIN (
     SELECT ip, country AS ip_country, is_proxy_or_vpn
     FROM silver.ip_geo_current
-) USING (ip)
+) AS g USING (ip)
 GROUP BY account_id;

@@ -53,7 +53,7 @@ pub async fn run(args: StatusArgs, ctx: &Ctx) -> Result<ExitCode, CommandError> 
                 (true, None) => (false, "no credentials file: run `findemo up`".to_string()),
                 (true, Some(creds)) => match service.wait_for(config, creds).probe().await {
                     Ok(detail) => (true, detail),
-                    Err(reason) => (false, reason),
+                    Err(reason) => (false, reason.to_string()),
                 },
             };
             Ok::<_, CommandError>(ServiceReport {

@@ -6,5 +6,7 @@
 
 mod harness;
 
+mod dialect;
 mod errors;
 mod lifecycle;
+mod pipeline;
