@@ -45,6 +45,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CommandError> {
         printer: Printer::new(cli.quiet),
         credentials_path,
     };
+    if matches!(cli.command, Command::Generate(_)) {
+        // generate handles Ctrl-C itself: it stops after the batch in flight.
+        return commands::run(cli.command, &ctx).await;
+    }
     tokio::select! {
         result = commands::run(cli.command, &ctx) => result,
         _ = tokio::signal::ctrl_c() => Err(CommandError::Interrupted),

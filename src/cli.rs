@@ -2,9 +2,11 @@
 //! the help text.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+use crate::config::Rate;
 use crate::service::Service;
 
 /// Stand up and drive a real-time financial data warehouse on one machine:
@@ -48,6 +50,12 @@ pub enum Command {
     /// Show every service's container state, readiness and endpoint. Exits non-zero
     /// when anything is not ready.
     Status(StatusArgs),
+    /// Write realistic bank data into the stack's PostgreSQL: reference data once
+    /// (accounts, merchants, IP geolocation, FX rates), then transactions at a steady
+    /// rate, with pending ones settled later by UPDATE and a few deleted. The same
+    /// --seed gives the same rows; a run that was stopped or killed continues where its
+    /// seed's committed data ends, never writing a transaction twice.
+    Generate(GenerateArgs),
     /// Stop the stack's containers, keeping their data for the next `up`.
     Down(DownArgs),
     /// Remove everything the stack created: containers, volumes (all data), network
@@ -87,6 +95,64 @@ pub struct StatusArgs {
     /// Print JSON instead of a table
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct GenerateArgs {
+    /// Transactions per second, or `max` for as fast as PostgreSQL takes them
+    /// [default: 1000, or generator.rate in demo.yaml]
+    #[arg(long, value_name = "N|max", value_parser = Rate::parse, allow_negative_numbers = true)]
+    pub rate: Option<Rate>,
+    /// Stop after this long: 90s, 5m, 1h [default: run until Ctrl-C or --count]
+    #[arg(long, value_name = "TIME", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Stop when the seed has this many transactions in all, counting earlier runs
+    /// (so running the same command again after Ctrl-C or a crash finishes the job)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), allow_negative_numbers = true)]
+    pub count: Option<u64>,
+    /// Seed of the transaction stream: same seed, same transactions [default: 1, or
+    /// generator.seed]
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// Stamp transactions from this UTC time at the target rate (1,000/s with `max`)
+    /// instead of the wall clock, so that every column is reproducible:
+    /// 2025-01-31 or 2025-01-31T08:00:00Z
+    #[arg(long, value_name = "TIME", value_parser = crate::generate::parse_start)]
+    pub start: Option<i64>,
+    /// Accounts in the pool [default: 12345, or generator.accounts]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), allow_negative_numbers = true)]
+    pub accounts: Option<u32>,
+    /// Merchants in the pool [default: 56, or generator.merchants]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), allow_negative_numbers = true)]
+    pub merchants: Option<u32>,
+    /// IP addresses in the geolocation pool [default: 5678, or generator.ips]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), allow_negative_numbers = true)]
+    pub ips: Option<u32>,
+    /// Days of FX rates before the first transaction [default: 365, or generator.fx_days]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), allow_negative_numbers = true)]
+    pub fx_days: Option<u32>,
+}
+
+/// `90`, `90s`, `500ms`, `5m`, `1h`: a length of time above zero.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let bad = || format!("{text:?} is not a length of time such as 90s, 5m or 1h");
+    let n: f64 = number.parse().map_err(|_| bad())?;
+    let seconds = match unit {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" | "min" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(bad()),
+    };
+    if !(seconds > 0.0 && seconds < 1e9) {
+        return Err(format!("{text:?}: the time must be above zero"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
 }
 
 #[derive(Debug, clap::Args)]
@@ -136,5 +202,64 @@ mod tests {
             cli.command,
             Command::Logs(LogsArgs { tail: 5, .. })
         ));
+    }
+
+    #[test]
+    fn generate_flags() {
+        let parse = |args: &[&str]| {
+            let mut argv = vec!["findemo", "generate"];
+            argv.extend_from_slice(args);
+            Cli::try_parse_from(argv).map(|cli| match cli.command {
+                Command::Generate(args) => args,
+                other => panic!("{other:?}"),
+            })
+        };
+        let args = parse(&[
+            "--rate",
+            "max",
+            "--duration",
+            "5m",
+            "--count",
+            "10",
+            "--seed",
+            "3",
+        ])
+        .unwrap();
+        assert_eq!(args.rate, Some(Rate::Max));
+        assert_eq!(args.duration, Some(Duration::from_secs(300)));
+        assert_eq!((args.count, args.seed), (Some(10), Some(3)));
+        assert_eq!(
+            parse(&["--rate", "5000"]).unwrap().rate,
+            Some(Rate::PerSecond(5000.0))
+        );
+        assert!(parse(&["--start", "2025-01-31"]).unwrap().start.is_some());
+        for bad in [
+            &["--rate", "0"][..],
+            &["--rate", "-5"],
+            &["--rate", "fast"],
+            &["--count", "0"],
+            &["--count", "-1"],
+            &["--accounts", "0"],
+            &["--merchants", "0"],
+            &["--ips", "0"],
+            &["--duration", "0s"],
+            &["--duration", "soon"],
+            &["--start", "yesterday"],
+        ] {
+            let err = parse(bad).unwrap_err().to_string();
+            assert!(err.contains(bad[0]), "{bad:?}: {err}");
+        }
+        let err = parse(&["--rate", "-5"]).unwrap_err().to_string();
+        assert!(err.contains("must be above 0"), "{err}");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1.5m"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert!(parse_duration("-5s").is_err());
+        assert!(parse_duration("5 m").is_err());
     }
 }

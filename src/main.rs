@@ -10,6 +10,7 @@ mod commands;
 mod config;
 mod connect;
 mod docker;
+mod generate;
 mod kafka;
 mod migrate;
 mod pipeline;

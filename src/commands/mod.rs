@@ -1,6 +1,7 @@
 //! One file per subcommand, each with `pub async fn run(args, &Ctx)`.
 
 mod down;
+mod generate;
 mod logs;
 mod reset;
 mod status;
@@ -13,6 +14,7 @@ use crate::app::Ctx;
 use crate::cli::Command;
 use crate::config::ConfigError;
 use crate::docker::DockerError;
+use crate::generate::GenerateError;
 use crate::migrate::MigrateError;
 use crate::pipeline::PipelineError;
 use crate::postgres::PgError;
@@ -27,6 +29,8 @@ pub enum CommandError {
     Stack(#[from] StackError),
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
+    #[error(transparent)]
+    Generate(#[from] GenerateError),
     #[error("{0}")]
     Refused(String),
     #[error("cannot write output: {0}")]
@@ -63,6 +67,7 @@ pub async fn run(command: Command, ctx: &Ctx) -> Result<ExitCode, CommandError> 
     match command {
         Command::Up(args) => up::run(args, ctx).await,
         Command::Status(args) => status::run(args, ctx).await,
+        Command::Generate(args) => generate::run(args, ctx).await,
         Command::Down(args) => down::run(args, ctx).await,
         Command::Reset(args) => reset::run(args, ctx).await,
         Command::Verify(args) => verify::run(args, ctx).await,
