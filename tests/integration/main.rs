@@ -8,5 +8,6 @@ mod harness;
 
 mod dialect;
 mod errors;
+mod generate;
 mod lifecycle;
 mod pipeline;
