@@ -8,6 +8,7 @@ fn up_status_down_up_reset() {
 
     let first = bed.run(&["up"]).success();
     assert!(first.stdout.contains("is up: 4 services ready"), "{first}");
+    assert!(first.stdout.contains("reached ClickHouse silver"), "{first}");
     for service in ["postgres", "kafka", "connect", "clickhouse"] {
         assert!(first.stdout.contains(service), "{first}");
     }
@@ -18,7 +19,8 @@ fn up_status_down_up_reset() {
 
     bed.run(&["up"])
         .success()
-        .stdout_has("already up: all 4 services ready, nothing to do");
+        .stdout_has("is already up: all 4 services ready")
+        .stdout_has("nothing to do");
 
     let status = bed.run(&["status", "--json"]).success();
     let report = status.json();
