@@ -154,6 +154,20 @@ fn changes_reach_silver_and_gold_exactly() {
     );
     std::fs::remove_file(files.join("sql/clickhouse/0004_broken.sql")).unwrap();
 
+    // An applied file that changed is reported, not skipped and not re-run.
+    let gold = files.join("sql/clickhouse/0003_gold.sql");
+    let original = std::fs::read_to_string(&gold).unwrap();
+    std::fs::write(&gold, format!("{original}\n-- edited later\n")).unwrap();
+    let changed = bed.run(&["up"]).failure();
+    assert!(
+        changed
+            .stderr
+            .contains("sql/clickhouse/0003_gold.sql was changed after it was applied"),
+        "{changed}"
+    );
+    std::fs::write(&gold, original).unwrap();
+    bed.run(&["up"]).success().stdout_has("nothing to do");
+
     // A malformed connector file is named, and the running connector is left alone.
     let connector = files.join("connectors/postgres-source.json");
     std::fs::write(&connector, "{ \"connector.class\": ").unwrap();
