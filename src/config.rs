@@ -528,6 +528,12 @@ fn check_generator(c: &GeneratorConfig) -> Result<(), String> {
             ));
         }
     }
+    if c.fraud_share > 0.03 {
+        return Err(format!(
+            "generator.fraud_share is {}; at most 0.03 (one burst in every block of 256)",
+            c.fraud_share
+        ));
+    }
     let w = c.status_weights;
     if w.success == 0 && w.failed == 0 {
         return Err(
@@ -719,6 +725,14 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("demo.yaml:2:13: "), "{err}");
+    }
+
+    #[test]
+    fn the_documented_demo_yaml_holds_the_generator_defaults() {
+        let text = std::fs::read_to_string("demo.yaml").unwrap();
+        let config = parse(&text).unwrap();
+        assert_eq!(config.generator, GeneratorConfig::default());
+        assert!(parse("generator: {fraud_share: 0.05}\n").is_err());
     }
 
     #[test]
