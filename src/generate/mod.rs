@@ -105,9 +105,14 @@ pub struct Stats {
 }
 
 impl Stats {
-    fn add(&self, counter: &AtomicU64, n: u64) {
-        let _ = self;
-        counter.fetch_add(n, Ordering::Relaxed);
+    fn record(&self, batch: &Batch, written: &writer::Written) {
+        let add = |counter: &AtomicU64, n: u64| counter.fetch_add(n, Ordering::Relaxed);
+        add(&self.inserted, written.inserted);
+        add(&self.settled, written.settled);
+        add(&self.deleted, written.deleted);
+        add(&self.batches, 1);
+        add(&self.retries, written.retries.into());
+        self.next_seq.store(batch.end, Ordering::Relaxed);
     }
 
     pub fn get(counter: &AtomicU64) -> u64 {
@@ -292,12 +297,7 @@ impl Session {
             }
             // Not raced with Ctrl-C: a batch in flight completes (or fails) whole.
             let written = self.writer.write(&batch, observer, &mut shutdown).await?;
-            stats.add(&stats.inserted, written.inserted);
-            stats.add(&stats.settled, written.settled);
-            stats.add(&stats.deleted, written.deleted);
-            stats.add(&stats.batches, 1);
-            stats.add(&stats.retries, written.retries.into());
-            stats.next_seq.store(batch.end, Ordering::Relaxed);
+            stats.record(&batch, &written);
             outcome.next_seq = batch.end;
             outcome.elapsed = started.elapsed();
         };
