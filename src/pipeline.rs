@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant};
 
 use rand::distr::{Alphanumeric, SampleString};
+use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::clickhouse::{ChError, ClickHouse};
@@ -49,6 +50,47 @@ pub enum PipelineError {
     )]
     Canary(Duration),
 }
+
+/// How the pipeline is doing, for `status`. Each figure is `None` when its service
+/// could not be asked.
+#[derive(Debug, Serialize)]
+pub struct Health {
+    pub connector: String,
+    /// The connector's state (RUNNING, PAUSED, FAILED...), or "not registered".
+    pub state: String,
+    pub tasks: Vec<String>,
+    /// WAL bytes PostgreSQL keeps for Debezium that it has not confirmed yet.
+    pub slot_lag_bytes: Option<i64>,
+    /// Per captured table: rows in PostgreSQL, change events in bronze, rows in silver.
+    pub tables: Vec<TableCounts>,
+    /// Seconds since the newest source change now visible in silver (and so in gold).
+    pub freshness_secs: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TableCounts {
+    pub table: &'static str,
+    pub source: Option<i64>,
+    pub bronze: Option<u64>,
+    pub silver: Option<u64>,
+}
+
+impl Health {
+    pub fn running(&self) -> bool {
+        self.state == "RUNNING"
+            && !self.tasks.is_empty()
+            && self.tasks.iter().all(|t| t == "RUNNING")
+    }
+}
+
+/// The silver table holding each captured table's current rows.
+const SILVER: [(&str, &str); 5] = [
+    ("raw_accounts", "silver.accounts_current"),
+    ("raw_merchants", "silver.merchants_current"),
+    ("raw_ip_geo", "silver.ip_geo_current"),
+    ("raw_fx_rates", "silver.fx_rates_current"),
+    ("raw_transactions", "silver.transactions_current"),
+];
 
 /// What `up --dry-run` would do.
 #[derive(Debug)]
@@ -262,6 +304,73 @@ impl Pipeline<'_> {
             }
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_millis(500));
+        }
+    }
+
+    /// The connector's state, slot lag, row counts per layer and freshness. Nothing
+    /// here fails: what cannot be asked is reported as unknown.
+    pub async fn health(&self) -> Health {
+        let name = self.connector_name();
+        let (state, tasks) = match self.connect().status(&name).await {
+            Ok(Some(status)) => (
+                status.connector.state,
+                status.tasks.into_iter().map(|t| t.state).collect(),
+            ),
+            Ok(None) => ("not registered".to_string(), Vec::new()),
+            Err(err) => (format!("unknown ({err})"), Vec::new()),
+        };
+        let pg = postgres::connect(self.config, self.creds).await.ok();
+        let ch = self.clickhouse();
+        let slot_lag_bytes = match &pg {
+            Some(pg) => pg
+                .query_opt(
+                    "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint \
+                     FROM pg_replication_slots WHERE slot_name = $1",
+                    &[&self.slot_name()],
+                )
+                .await
+                .ok()
+                .flatten()
+                .and_then(|row| row.get::<_, Option<i64>>(0)),
+            None => None,
+        };
+        let mut tables = Vec::new();
+        for (table, silver) in SILVER {
+            let source = match &pg {
+                Some(pg) => pg
+                    .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+                    .await
+                    .ok()
+                    .map(|row| row.get::<_, i64>(0)),
+                None => None,
+            };
+            let count = |sql: String| {
+                let ch = &ch;
+                async move { ch.exec(&sql).await.ok()?.trim().parse::<u64>().ok() }
+            };
+            tables.push(TableCounts {
+                table,
+                source,
+                bronze: count(format!("SELECT count() FROM bronze.{table}")).await,
+                silver: count(format!("SELECT count() FROM {silver}")).await,
+            });
+        }
+        let freshness_secs = ch
+            .exec(
+                "SELECT if(count() = 0, '', toString(toUnixTimestamp(now()) * 1000 - max(source_ts_ms))) \
+                 FROM silver.transactions",
+            )
+            .await
+            .ok()
+            .and_then(|text| text.trim().parse::<f64>().ok())
+            .map(|ms| (ms / 1000.0).max(0.0));
+        Health {
+            connector: name,
+            state,
+            tasks,
+            slot_lag_bytes,
+            tables,
+            freshness_secs,
         }
     }
 

@@ -80,7 +80,7 @@ impl Action {
             Action::AlreadyUp => "already up",
             Action::Started => "started",
             Action::Created => "created",
-            Action::Recreated => "recreated (config changed)",
+            Action::Recreated => "recreated: config changed",
         }
     }
 }

@@ -1,4 +1,5 @@
-//! `findemo status`: is every service running and ready? A table, or JSON for scripts.
+//! `findemo status`: is every service running and ready, does the connector run, and
+//! how far along is the warehouse? A table, or JSON for scripts.
 
 use std::process::ExitCode;
 
@@ -8,6 +9,7 @@ use crate::app::Ctx;
 use crate::cli::StatusArgs;
 use crate::commands::CommandError;
 use crate::docker::Engine;
+use crate::pipeline::{Health, Pipeline};
 use crate::service::Service;
 use crate::state;
 
@@ -18,6 +20,8 @@ struct Report {
     docker_host: String,
     credentials_file: Option<String>,
     services: Vec<ServiceReport>,
+    /// Present once every service is ready.
+    pipeline: Option<Health>,
 }
 
 #[derive(Debug, Serialize)]
@@ -68,14 +72,29 @@ pub async fn run(args: StatusArgs, ctx: &Ctx) -> Result<ExitCode, CommandError> 
         }
     });
     let services = futures_util::future::try_join_all(reports).await?;
+    let all_ready = services.iter().all(|s| s.ready);
+    let pipeline = match (&creds, all_ready) {
+        (Some(creds), true) => {
+            let files = ctx.pipeline_files()?;
+            let pipeline = Pipeline {
+                config,
+                creds,
+                files: &files,
+                printer: &ctx.printer,
+            };
+            Some(pipeline.health().await)
+        }
+        _ => None,
+    };
     let report = Report {
         stack: config.stack.clone(),
-        healthy: services.iter().all(|s| s.ready),
+        healthy: all_ready && pipeline.as_ref().is_some_and(Health::running),
         docker_host: engine.host().to_string(),
         credentials_file: creds
             .is_some()
             .then(|| ctx.credentials_path.display().to_string()),
         services,
+        pipeline,
     };
 
     if args.json {
@@ -114,6 +133,37 @@ fn print_table(report: &Report) {
             s.endpoint,
             s.detail
         );
+    }
+    if let Some(p) = &report.pipeline {
+        let tasks = if p.tasks.is_empty() {
+            "no tasks".to_string()
+        } else {
+            format!("tasks {}", p.tasks.join(", "))
+        };
+        println!("Connector {}: {} ({tasks})", p.connector, p.state);
+        let lag = p
+            .slot_lag_bytes
+            .map_or("unknown".to_string(), |b| format!("{b} bytes"));
+        let fresh = p
+            .freshness_secs
+            .map_or("no transactions yet".to_string(), |s| format!("{s:.1}s"));
+        println!(
+            "Replication slot lag: {lag}; newest transaction change in silver/gold is {fresh} old"
+        );
+        println!(
+            "{:<17} {:>12} {:>12} {:>12}",
+            "TABLE", "POSTGRES", "BRONZE", "SILVER"
+        );
+        let cell = |v: Option<String>| v.unwrap_or_else(|| "?".to_string());
+        for t in &p.tables {
+            println!(
+                "{:<17} {:>12} {:>12} {:>12}",
+                t.table,
+                cell(t.source.map(|n| n.to_string())),
+                cell(t.bronze.map(|n| n.to_string())),
+                cell(t.silver.map(|n| n.to_string()))
+            );
+        }
     }
     match &report.credentials_file {
         Some(path) => println!("Credentials: {path}"),

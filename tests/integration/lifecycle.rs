@@ -8,7 +8,10 @@ fn up_status_down_up_reset() {
 
     let first = bed.run(&["up"]).success();
     assert!(first.stdout.contains("is up: 4 services ready"), "{first}");
-    assert!(first.stdout.contains("reached ClickHouse silver"), "{first}");
+    assert!(
+        first.stdout.contains("reached ClickHouse silver"),
+        "{first}"
+    );
     for service in ["postgres", "kafka", "connect", "clickhouse"] {
         assert!(first.stdout.contains(service), "{first}");
     }
@@ -31,6 +34,8 @@ fn up_status_down_up_reset() {
         assert_eq!(s["state"], "running", "{status}");
         assert_eq!(s["ready"], true, "{status}");
     }
+    assert_eq!(report["pipeline"]["state"], "RUNNING", "{status}");
+    assert_eq!(report["pipeline"]["tasks"][0], "RUNNING", "{status}");
     let connect = services.iter().find(|s| s["name"] == "connect").unwrap();
     assert!(connect["detail"]
         .as_str()
