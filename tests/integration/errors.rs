@@ -7,7 +7,11 @@ use crate::harness::Bed;
 fn malformed_yaml_names_line_and_column() {
     let bed = Bed::new("yaml");
     // An unclosed quote: a syntax error, not a type error.
-    std::fs::write(bed.config_path(), "stack: x\nservices:\n  kafka: {port: \"9092}\n").unwrap();
+    std::fs::write(
+        bed.config_path(),
+        "stack: x\nservices:\n  kafka: {port: \"9092}\n",
+    )
+    .unwrap();
     let run = bed.run(&["up"]).failure();
     let path = bed.config_path().display().to_string();
     let rest = run
