@@ -83,8 +83,8 @@ impl Health {
     }
 }
 
-/// The silver table holding each captured table's current rows.
-const SILVER: [(&str, &str); 5] = [
+/// The silver view holding each captured table's current rows.
+pub const SILVER: [(&str, &str); 5] = [
     ("raw_accounts", "silver.accounts_current"),
     ("raw_merchants", "silver.merchants_current"),
     ("raw_ip_geo", "silver.ip_geo_current"),

@@ -58,9 +58,9 @@ pub struct ServiceSpec {
 }
 
 impl ServiceSpec {
-    /// A stable digest of everything that shapes the container (FNV-1a, hex).
+    /// A stable digest of everything that shapes the container.
     pub fn fingerprint(&self) -> String {
-        let text = format!(
+        crate::migrate::fnv1a(&format!(
             "{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{}|{}",
             self.image,
             self.env,
@@ -73,13 +73,7 @@ impl ServiceSpec {
             self.files,
             self.network,
             self.alias
-        );
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        for byte in text.bytes() {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-        format!("{hash:016x}")
+        ))
     }
 }
 
