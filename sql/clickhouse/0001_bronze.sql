@@ -22,7 +22,7 @@ CREATE TABLE IF NOT EXISTS bronze.raw_accounts_queue (
     `__deleted` String,
     `__op` String,
     `__source_ts_ms` Int64,
-    `__source_lsn` Int64
+    `__lsn` Int64
 ) ENGINE = Kafka SETTINGS
     kafka_broker_list = '{{kafka_broker}}',
     kafka_topic_list = '{{topic_prefix}}.public.raw_accounts',
@@ -38,14 +38,14 @@ CREATE TABLE IF NOT EXISTS bronze.raw_accounts (
     `__deleted` String,
     `__op` String,
     `__source_ts_ms` Int64,
-    `__source_lsn` Int64,
+    `__lsn` Int64,
     `_ingested_at` DateTime
 ) ENGINE = MergeTree
 PARTITION BY toYYYYMM(_ingested_at)
-ORDER BY (account_id, __source_lsn);
+ORDER BY (account_id, __lsn);
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS bronze.raw_accounts_mv TO bronze.raw_accounts AS
-SELECT `account_id`, `user_name`, `email`, `country`, `signup_date`, `__deleted`, `__op`, `__source_ts_ms`, `__source_lsn`, now() AS _ingested_at
+SELECT `account_id`, `user_name`, `email`, `country`, `signup_date`, `__deleted`, `__op`, `__source_ts_ms`, `__lsn`, now() AS _ingested_at
 FROM bronze.raw_accounts_queue;
 
 CREATE TABLE IF NOT EXISTS bronze.raw_merchants_queue (
@@ -57,7 +57,7 @@ CREATE TABLE IF NOT EXISTS bronze.raw_merchants_queue (
     `__deleted` String,
     `__op` String,
     `__source_ts_ms` Int64,
-    `__source_lsn` Int64
+    `__lsn` Int64
 ) ENGINE = Kafka SETTINGS
     kafka_broker_list = '{{kafka_broker}}',
     kafka_topic_list = '{{topic_prefix}}.public.raw_merchants',
@@ -73,14 +73,14 @@ CREATE TABLE IF NOT EXISTS bronze.raw_merchants (
     `__deleted` String,
     `__op` String,
     `__source_ts_ms` Int64,
-    `__source_lsn` Int64,
+    `__lsn` Int64,
     `_ingested_at` DateTime
 ) ENGINE = MergeTree
 PARTITION BY toYYYYMM(_ingested_at)
-ORDER BY (merchant_id, __source_lsn);
+ORDER BY (merchant_id, __lsn);
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS bronze.raw_merchants_mv TO bronze.raw_merchants AS
-SELECT `merchant_id`, `merchant_name`, `merchant_category`, `country`, `risk_rating`, `__deleted`, `__op`, `__source_ts_ms`, `__source_lsn`, now() AS _ingested_at
+SELECT `merchant_id`, `merchant_name`, `merchant_category`, `country`, `risk_rating`, `__deleted`, `__op`, `__source_ts_ms`, `__lsn`, now() AS _ingested_at
 FROM bronze.raw_merchants_queue;
 
 CREATE TABLE IF NOT EXISTS bronze.raw_ip_geo_queue (
@@ -91,7 +91,7 @@ CREATE TABLE IF NOT EXISTS bronze.raw_ip_geo_queue (
     `__deleted` String,
     `__op` String,
     `__source_ts_ms` Int64,
-    `__source_lsn` Int64
+    `__lsn` Int64
 ) ENGINE = Kafka SETTINGS
     kafka_broker_list = '{{kafka_broker}}',
     kafka_topic_list = '{{topic_prefix}}.public.raw_ip_geo',
@@ -106,14 +106,14 @@ CREATE TABLE IF NOT EXISTS bronze.raw_ip_geo (
     `__deleted` String,
     `__op` String,
     `__source_ts_ms` Int64,
-    `__source_lsn` Int64,
+    `__lsn` Int64,
     `_ingested_at` DateTime
 ) ENGINE = MergeTree
 PARTITION BY toYYYYMM(_ingested_at)
-ORDER BY (ip, __source_lsn);
+ORDER BY (ip, __lsn);
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS bronze.raw_ip_geo_mv TO bronze.raw_ip_geo AS
-SELECT `ip`, `country`, `city`, `is_proxy_or_vpn`, `__deleted`, `__op`, `__source_ts_ms`, `__source_lsn`, now() AS _ingested_at
+SELECT `ip`, `country`, `city`, `is_proxy_or_vpn`, `__deleted`, `__op`, `__source_ts_ms`, `__lsn`, now() AS _ingested_at
 FROM bronze.raw_ip_geo_queue;
 
 CREATE TABLE IF NOT EXISTS bronze.raw_fx_rates_queue (
@@ -123,7 +123,7 @@ CREATE TABLE IF NOT EXISTS bronze.raw_fx_rates_queue (
     `__deleted` String,
     `__op` String,
     `__source_ts_ms` Int64,
-    `__source_lsn` Int64
+    `__lsn` Int64
 ) ENGINE = Kafka SETTINGS
     kafka_broker_list = '{{kafka_broker}}',
     kafka_topic_list = '{{topic_prefix}}.public.raw_fx_rates',
@@ -137,14 +137,14 @@ CREATE TABLE IF NOT EXISTS bronze.raw_fx_rates (
     `__deleted` String,
     `__op` String,
     `__source_ts_ms` Int64,
-    `__source_lsn` Int64,
+    `__lsn` Int64,
     `_ingested_at` DateTime
 ) ENGINE = MergeTree
 PARTITION BY toYYYYMM(_ingested_at)
-ORDER BY (date, currency, __source_lsn);
+ORDER BY (date, currency, __lsn);
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS bronze.raw_fx_rates_mv TO bronze.raw_fx_rates AS
-SELECT `date`, `currency`, `rate_to_eur`, `__deleted`, `__op`, `__source_ts_ms`, `__source_lsn`, now() AS _ingested_at
+SELECT `date`, `currency`, `rate_to_eur`, `__deleted`, `__op`, `__source_ts_ms`, `__lsn`, now() AS _ingested_at
 FROM bronze.raw_fx_rates_queue;
 
 CREATE TABLE IF NOT EXISTS bronze.raw_transactions_queue (
@@ -160,7 +160,7 @@ CREATE TABLE IF NOT EXISTS bronze.raw_transactions_queue (
     `__deleted` String,
     `__op` String,
     `__source_ts_ms` Int64,
-    `__source_lsn` Int64
+    `__lsn` Int64
 ) ENGINE = Kafka SETTINGS
     kafka_broker_list = '{{kafka_broker}}',
     kafka_topic_list = '{{topic_prefix}}.public.raw_transactions',
@@ -180,14 +180,14 @@ CREATE TABLE IF NOT EXISTS bronze.raw_transactions (
     `__deleted` String,
     `__op` String,
     `__source_ts_ms` Int64,
-    `__source_lsn` Int64,
+    `__lsn` Int64,
     `_ingested_at` DateTime
 ) ENGINE = MergeTree
 PARTITION BY toYYYYMM(_ingested_at)
-ORDER BY (transaction_id, __source_lsn);
+ORDER BY (transaction_id, __lsn);
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS bronze.raw_transactions_mv TO bronze.raw_transactions AS
-SELECT `transaction_id`, `account_id`, `timestamp`, `amount`, `currency`, `merchant_id`, `status`, `ip`, `device_id`, `__deleted`, `__op`, `__source_ts_ms`, `__source_lsn`, now() AS _ingested_at
+SELECT `transaction_id`, `account_id`, `timestamp`, `amount`, `currency`, `merchant_id`, `status`, `ip`, `device_id`, `__deleted`, `__op`, `__source_ts_ms`, `__lsn`, now() AS _ingested_at
 FROM bronze.raw_transactions_queue;
 
 CREATE TABLE IF NOT EXISTS bronze.findemo_canary_queue (
@@ -196,7 +196,7 @@ CREATE TABLE IF NOT EXISTS bronze.findemo_canary_queue (
     `__deleted` String,
     `__op` String,
     `__source_ts_ms` Int64,
-    `__source_lsn` Int64
+    `__lsn` Int64
 ) ENGINE = Kafka SETTINGS
     kafka_broker_list = '{{kafka_broker}}',
     kafka_topic_list = '{{topic_prefix}}.public.findemo_canary',
@@ -209,12 +209,12 @@ CREATE TABLE IF NOT EXISTS bronze.findemo_canary (
     `__deleted` String,
     `__op` String,
     `__source_ts_ms` Int64,
-    `__source_lsn` Int64,
+    `__lsn` Int64,
     `_ingested_at` DateTime
 ) ENGINE = MergeTree
 PARTITION BY toYYYYMM(_ingested_at)
-ORDER BY (id, __source_lsn);
+ORDER BY (id, __lsn);
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS bronze.findemo_canary_mv TO bronze.findemo_canary AS
-SELECT `id`, `token`, `__deleted`, `__op`, `__source_ts_ms`, `__source_lsn`, now() AS _ingested_at
+SELECT `id`, `token`, `__deleted`, `__op`, `__source_ts_ms`, `__lsn`, now() AS _ingested_at
 FROM bronze.findemo_canary_queue;

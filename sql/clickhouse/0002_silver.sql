@@ -25,7 +25,7 @@ CREATE MATERIALIZED VIEW IF NOT EXISTS silver.accounts_mv TO silver.accounts AS
 SELECT
     account_id, user_name, email, country,
     toDate(signup_date) AS signup_date,
-    toUInt64(__source_lsn) AS version,
+    toUInt64(__lsn) AS version,
     toUInt8(__deleted = 'true') AS is_deleted,
     __source_ts_ms AS source_ts_ms
 FROM bronze.raw_accounts_queue;
@@ -46,7 +46,7 @@ CREATE MATERIALIZED VIEW IF NOT EXISTS silver.merchants_mv TO silver.merchants A
 SELECT
     merchant_id, merchant_name, merchant_category, country,
     toUInt8(risk_rating) AS risk_rating,
-    toUInt64(__source_lsn) AS version,
+    toUInt64(__lsn) AS version,
     toUInt8(__deleted = 'true') AS is_deleted,
     __source_ts_ms AS source_ts_ms
 FROM bronze.raw_merchants_queue;
@@ -65,7 +65,7 @@ ORDER BY ip;
 CREATE MATERIALIZED VIEW IF NOT EXISTS silver.ip_geo_mv TO silver.ip_geo AS
 SELECT
     ip, country, city, is_proxy_or_vpn,
-    toUInt64(__source_lsn) AS version,
+    toUInt64(__lsn) AS version,
     toUInt8(__deleted = 'true') AS is_deleted,
     __source_ts_ms AS source_ts_ms
 FROM bronze.raw_ip_geo_queue;
@@ -84,7 +84,7 @@ CREATE MATERIALIZED VIEW IF NOT EXISTS silver.fx_rates_mv TO silver.fx_rates AS
 SELECT
     toDate(date) AS date, currency,
     toDecimal64(rate_to_eur, 6) AS rate_to_eur,
-    toUInt64(__source_lsn) AS version,
+    toUInt64(__lsn) AS version,
     toUInt8(__deleted = 'true') AS is_deleted,
     __source_ts_ms AS source_ts_ms
 FROM bronze.raw_fx_rates_queue;
@@ -114,7 +114,7 @@ SELECT
     toDate(intDiv(`timestamp`, 86400000000)) AS day,
     toDecimal64(amount, 2) AS amount,
     currency, merchant_id, status, ip, device_id,
-    toUInt64(__source_lsn) AS version,
+    toUInt64(__lsn) AS version,
     toUInt8(__deleted = 'true') AS is_deleted,
     __source_ts_ms AS source_ts_ms
 FROM bronze.raw_transactions_queue;
@@ -131,7 +131,7 @@ ORDER BY id;
 CREATE MATERIALIZED VIEW IF NOT EXISTS silver.canary_mv TO silver.canary AS
 SELECT
     id, token,
-    toUInt64(__source_lsn) AS version,
+    toUInt64(__lsn) AS version,
     toUInt8(__deleted = 'true') AS is_deleted,
     __source_ts_ms AS source_ts_ms
 FROM bronze.findemo_canary_queue;

@@ -82,7 +82,7 @@ def main():
     def event(row, op, lsn, deleted=False):
         # The shape Debezium's ExtractNewRecordState gives with our connector file.
         return dict(row, __deleted="true" if deleted else "false", __op=op,
-                    __source_ts_ms=1714557600000 + lsn, __source_lsn=lsn)
+                    __source_ts_ms=1714557600000 + lsn, __lsn=lsn)
 
     day = 19844  # 2024-05-01, days since the epoch
     micros = day * 86400 * 1_000_000 + 3_600_000_000
@@ -145,6 +145,8 @@ def main():
     check("silver current transactions", int(silver[0]["n"]), 3)
     bronze = one("SELECT count() AS n FROM bronze.raw_transactions")
     check("bronze keeps every change event", int(bronze[0]["n"]), 6)
+    unversioned = one("SELECT countIf(version = 0) AS n FROM silver.transactions")
+    check("every silver row versioned by its LSN", int(unversioned[0]["n"]), 0)
     if failures:
         sys.exit(f"{len(failures)} check(s) failed on ClickHouse {version}")
     print(f"all checks passed on ClickHouse {version}")
