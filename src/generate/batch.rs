@@ -35,7 +35,27 @@ impl Batch {
     pub fn rows(&self) -> u64 {
         self.end - self.first
     }
+
+    /// Extends this batch with the one that follows it (`next.first == self.end`), so
+    /// that both are written in one database transaction.
+    pub fn append(&mut self, next: Batch) {
+        debug_assert_eq!(next.first, self.end);
+        let mut copy = BytesMut::with_capacity(self.copy.len() + next.copy.len());
+        // Our rows without the trailer, then theirs without the header.
+        copy.put_slice(&self.copy[..self.copy.len() - TRAILER]);
+        copy.put_slice(&next.copy[HEADER..]);
+        self.copy = copy.freeze();
+        self.end = next.end;
+        self.settle.extend(next.settle);
+        self.delete.extend(next.delete);
+        // FX days only grow: this batch's range ends where the next one's starts.
+        self.fx_days = self.fx_days.start..next.fx_days.end.max(self.fx_days.end);
+    }
 }
+
+/// Bytes of the binary COPY header (signature, flags, extension length) and trailer.
+const HEADER: usize = 19;
+const TRAILER: usize = 2;
 
 /// Where transaction timestamps come from.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -280,6 +300,10 @@ mod tests {
         let whole = maker(&config, clock).make(0, 300);
         let mut m = maker(&config, clock);
         let parts = [m.make(0, 100), m.make(100, 101), m.make(101, 300)];
+        let mut merged = parts[0].clone();
+        merged.append(parts[1].clone());
+        merged.append(parts[2].clone());
+        assert_eq!(merged, whole);
         let body = |b: &Batch| b.copy[19..b.copy.len() - 2].to_vec();
         let joined: Vec<u8> = parts.iter().flat_map(body).collect();
         assert_eq!(body(&whole), joined);

@@ -260,6 +260,7 @@ impl Session {
             clock::day_of(plan.clock().first_stamp(first)) + 1,
         );
         let rows = plan.batch_rows();
+        let max_rows = u64::from(plan.config.batch_rows);
         let producer = tokio::task::spawn_blocking(move || {
             let mut at = first;
             while at < limit {
@@ -285,11 +286,23 @@ impl Session {
                 batch = rx.recv() => batch,
                 _ = stopped(&mut shutdown) => break Stop::Interrupted,
             };
-            let Some(batch) = batch else {
+            let Some(mut batch) = batch else {
                 break Stop::Count;
             };
             if let Some(pacer) = &mut pacer {
-                let due = pacer.due_or_restart(batch.first, batch.end, Instant::now());
+                let now = Instant::now();
+                let mut due = pacer.due_or_restart(batch.first, batch.end, now);
+                // Behind schedule (a slow commit): catch up with bigger transactions
+                // rather than more of them.
+                while due < now && batch.rows() < max_rows {
+                    match rx.try_recv() {
+                        Ok(next) => {
+                            batch.append(next);
+                            due = pacer.due(batch.end);
+                        }
+                        Err(_) => break,
+                    }
+                }
                 tokio::select! {
                     _ = tokio::time::sleep_until(due.into()) => {}
                     _ = stopped(&mut shutdown) => break Stop::Interrupted,

@@ -1,14 +1,16 @@
 //! Pacing: a batch is written when the schedule says its last row is due, so the
 //! rate is steady (small batches, evenly spaced) and exact over time (deadlines, not
-//! sleeps, so delays do not add up). After an outage the schedule restarts from now
-//! rather than bursting to catch up.
+//! sleeps, so delays do not add up). A writer that fell a little behind catches up
+//! with bigger transactions; after an outage the schedule restarts from now rather
+//! than bursting to catch up.
 
 use std::time::{Duration, Instant};
 
 /// How many batches per second a paced run aims for: small enough to be smooth.
 const BATCHES_PER_SECOND: f64 = 20.0;
-/// Falling further behind than this restarts the schedule.
-const MAX_LAG: Duration = Duration::from_secs(1);
+/// Falling further behind than this (an outage, not a hiccup) restarts the schedule;
+/// a smaller lag is caught up, by writing more rows per transaction.
+const MAX_LAG: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone)]
 pub struct Pacer {
@@ -39,8 +41,9 @@ impl Pacer {
         self.origin + Duration::from_secs_f64(rows / self.per_second)
     }
 
-    /// The due time of the batch `first..end`; if the schedule is more than a second
-    /// behind `now` (PostgreSQL was away), it restarts so that this batch is due now.
+    /// The due time of the batch `first..end`; if the schedule is more than
+    /// [`MAX_LAG`] behind `now` (PostgreSQL was away), it restarts so that this batch is
+    /// due one batch-interval from now.
     pub fn due_or_restart(&mut self, first: u64, end: u64, now: Instant) -> Instant {
         let due = self.due(end);
         if now.saturating_duration_since(due) > MAX_LAG {
