@@ -67,6 +67,19 @@ fn spawn(bed: &Bed, args: &[&str]) -> Child {
         .expect("start findemo")
 }
 
+/// Waits until seed 11 has at least `rows` committed transactions: the run is under way.
+fn wait_for_progress(bed: &Bed, rows: i64) {
+    let started = Instant::now();
+    let sql = "SELECT coalesce(max(next_seq), 0) FROM findemo_generator_progress WHERE seed = 11";
+    while query_i64(bed, sql) < rows {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the run did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// The number after `label` in a summary such as "inserted 1,234 · updated 56".
 fn summary_number(text: &str, label: &str) -> u64 {
     let at = text
@@ -278,7 +291,7 @@ fn exact_after_postgres_restart_and_after_sigkill() {
     // PostgreSQL restarts in the middle of a run: the run retries and completes.
     forget_transactions(&bed);
     let child = spawn(&bed, &args);
-    std::thread::sleep(Duration::from_millis(1_500));
+    wait_for_progress(&bed, 1_000);
     rt().block_on(async {
         docker()
             .restart_container(
@@ -307,7 +320,7 @@ fn exact_after_postgres_restart_and_after_sigkill() {
     // SIGKILL in the middle of a run, then the same command again.
     forget_transactions(&bed);
     let mut child = spawn(&bed, &args);
-    std::thread::sleep(Duration::from_millis(2_000));
+    wait_for_progress(&bed, 2_000);
     child.kill().unwrap();
     child.wait().unwrap();
     let written = query_i64(&bed, "SELECT next_seq FROM findemo_generator_progress");
