@@ -112,10 +112,7 @@ fn changes_reach_silver_and_gold_exactly() {
     // Every change is versioned by its LSN: the Kafka engine fills a field missing from
     // the events with 0 without a word, so check that none is.
     assert_eq!(
-        clickhouse(
-            &bed,
-            "SELECT countIf(version = 0) FROM silver.transactions"
-        ),
+        clickhouse(&bed, "SELECT countIf(version = 0) FROM silver.transactions"),
         "0"
     );
     // Bronze keeps every change event: 4 inserts + 2 updates + 1 delete.
@@ -131,6 +128,15 @@ fn changes_reach_silver_and_gold_exactly() {
         ),
         "111.61000000"
     );
+
+    // Generated data (inserts, settling updates, deletes) arrives whole too.
+    bed.run(&[
+        "generate", "--rate", "max", "--count", "5000", "--seed", "3",
+    ])
+    .success();
+    bed.run(&["verify", "--timeout", "120"])
+        .success()
+        .stdout_has("Verified");
 
     // Running up again changes nothing and registers nothing twice.
     let again = bed.run(&["up"]).success();
