@@ -45,8 +45,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CommandError> {
         printer: Printer::new(cli.quiet),
         credentials_path,
     };
-    if matches!(cli.command, Command::Generate(_)) {
-        // generate handles Ctrl-C itself: it stops after the batch in flight.
+    if matches!(cli.command, Command::Generate(_) | Command::Logs(_)) {
+        // These handle Ctrl-C themselves: generate stops after the batch in flight,
+        // and Ctrl-C is how `logs --follow` ends.
         return commands::run(cli.command, &ctx).await;
     }
     tokio::select! {

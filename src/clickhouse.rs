@@ -72,7 +72,7 @@ impl ClickHouse {
             .await
             .map_err(|e| ChError::Connect {
                 endpoint: self.base.clone(),
-                reason: e.without_url().to_string(),
+                reason: crate::probe::http_reason(e),
             })?;
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
@@ -171,7 +171,8 @@ pub fn escape(value: &str) -> String {
     value.replace('\\', "\\\\").replace('\'', "\\'")
 }
 
-fn first_line(text: &str) -> &str {
+/// The first line of `text`, trimmed.
+pub fn first_line(text: &str) -> &str {
     text.trim().lines().next().unwrap_or("")
 }
 

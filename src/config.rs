@@ -325,6 +325,8 @@ pub enum Rate {
 impl Rate {
     /// The highest steady rate accepted; above it, use `max`.
     pub const CEILING: f64 = 10_000_000.0;
+    /// The lowest: one transaction a day.
+    pub const FLOOR: f64 = 1.0 / 86_400.0;
 
     /// `max`, or a number of transactions per second above 0 (fractions allowed).
     pub fn parse(text: &str) -> Result<Rate, String> {
@@ -341,6 +343,9 @@ impl Rate {
     fn per_second(n: f64) -> Result<Rate, String> {
         if !n.is_finite() || n <= 0.0 {
             return Err(format!("{n} must be above 0 (or `max`)"));
+        }
+        if n < Rate::FLOOR {
+            return Err(format!("{n} is below one transaction a day"));
         }
         if n > Rate::CEILING {
             return Err(format!("{n} is above {}; use `max`", Rate::CEILING));

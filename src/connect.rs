@@ -102,7 +102,7 @@ impl ConnectClient {
                         }
                     }
                 }
-                Err(err) => last = err.without_url().to_string(),
+                Err(err) => last = crate::probe::http_reason(err),
             }
             tracing::debug!(what, attempt, %last, "Kafka Connect not ready, retrying");
             if attempt < ATTEMPTS {

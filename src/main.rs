@@ -26,6 +26,12 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // Like other Unix tools, end quietly when the reader of our output goes away
+    // (`findemo status | head -1`) instead of failing on the broken pipe.
+    // SAFETY: called first thing, before any thread exists; SIG_DFL is always valid.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = cli::Cli::parse();
     let level = match cli.verbose {
         0 => "warn",
@@ -50,8 +56,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(app::run(cli)) {
+    let outcome = runtime.block_on(app::run(cli));
+    // Do not wait for a blocking read (reset's prompt) that Ctrl-C cut short.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    match outcome {
         Ok(code) => code,
+        Err(commands::CommandError::Interrupted) => {
+            eprintln!("findemo: {}", commands::CommandError::Interrupted);
+            ExitCode::from(130)
+        }
         Err(err) => {
             // Each layer's message already carries its cause and what to try.
             eprintln!("error: {err}");

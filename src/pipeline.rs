@@ -380,8 +380,9 @@ impl Pipeline<'_> {
         self.connect().delete(&self.connector_name()).await?;
         let pg = postgres::connect(self.config, self.creds).await?;
         let slot = self.slot_name();
-        // The slot is busy until the connector's task has let go of it.
-        for _ in 0..50 {
+        // The slot is in use (55006) until the connector's task has let go of it.
+        let mut attempts = 0;
+        loop {
             let result = pg
                 .execute(
                     "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots \
@@ -391,9 +392,16 @@ impl Pipeline<'_> {
                 .await;
             match result {
                 Ok(_) => break,
-                Err(e) => {
-                    tracing::debug!(reason = %postgres::reason(&e), "slot busy, retrying");
+                Err(e) if e.code().is_some_and(|c| c.code() == "55006") && attempts < 50 => {
+                    attempts += 1;
                     tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => {
+                    return Err(PgError::Query {
+                        what: format!("drop replication slot {slot}"),
+                        reason: postgres::reason(&e),
+                    }
+                    .into())
                 }
             }
         }

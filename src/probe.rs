@@ -92,16 +92,16 @@ impl WaitFor {
                     // SQLSTATE class 28: the server is up and refuses these credentials.
                     let refused = e.code().is_some_and(|c| c.code().starts_with("28"));
                     if refused {
-                        NotReady::Refused(pg_reason(&e))
+                        NotReady::Refused(crate::postgres::reason(&e))
                     } else {
-                        NotReady::Yet(pg_reason(&e))
+                        NotReady::Yet(crate::postgres::reason(&e))
                     }
                 })?;
                 let conn = tokio::spawn(conn);
                 let row = client
                     .query_one("SELECT current_setting('server_version')", &[])
                     .await
-                    .map_err(|e| pg_reason(&e));
+                    .map_err(|e| crate::postgres::reason(&e));
                 drop(client);
                 let _ = conn.await;
                 let version: String = row.map_err(NotReady::Yet)?.get(0);
@@ -123,10 +123,10 @@ impl WaitFor {
                     .send()
                     .await
                     .and_then(|r| r.error_for_status())
-                    .map_err(|e| format!("GET {url}: {}", without_url(e)))?
+                    .map_err(|e| format!("GET {url}: {}", http_reason(e)))?
                     .json()
                     .await
-                    .map_err(|e| format!("GET {url}: {}", without_url(e)))?;
+                    .map_err(|e| format!("GET {url}: {}", http_reason(e)))?;
                 plugins
                     .iter()
                     .find(|p| p["class"] == class.as_str())
@@ -145,7 +145,7 @@ impl WaitFor {
                     .get(format!("{base}/ping"))
                     .send()
                     .await
-                    .map_err(|e| format!("GET /ping: {}", without_url(e)))?
+                    .map_err(|e| format!("GET /ping: {}", http_reason(e)))?
                     .text()
                     .await
                     .unwrap_or_default();
@@ -159,7 +159,7 @@ impl WaitFor {
                     .body("SELECT version()")
                     .send()
                     .await
-                    .map_err(|e| format!("query: {}", without_url(e)))?;
+                    .map_err(|e| format!("query: {}", http_reason(e)))?;
                 let status = response.status();
                 let text = response.text().await.unwrap_or_default();
                 if status == reqwest::StatusCode::UNAUTHORIZED
@@ -168,13 +168,13 @@ impl WaitFor {
                 {
                     return Err(NotReady::Refused(format!(
                         "the stack's user was refused: {}",
-                        first_line(&text)
+                        crate::clickhouse::first_line(&text)
                     )));
                 }
                 if !status.is_success() {
                     return Err(NotReady::Yet(format!(
                         "query answered {status}: {}",
-                        first_line(&text)
+                        crate::clickhouse::first_line(&text)
                     )));
                 }
                 Ok(format!("ClickHouse {}", text.trim()))
@@ -190,20 +190,9 @@ fn http() -> reqwest::Client {
         .unwrap_or_default()
 }
 
-fn pg_reason(err: &tokio_postgres::Error) -> String {
-    match err.as_db_error() {
-        Some(db) => db.message().to_string(),
-        None => {
-            use std::error::Error;
-            match err.source() {
-                Some(source) => format!("{err}: {source}"),
-                None => err.to_string(),
-            }
-        }
-    }
-}
-
-fn without_url(err: reqwest::Error) -> String {
+/// An HTTP client error with its causes ("error sending request" alone says little),
+/// without the URL, which the caller names.
+pub fn http_reason(err: reqwest::Error) -> String {
     use std::error::Error;
     let err = err.without_url();
     let mut text = err.to_string();
@@ -213,8 +202,4 @@ fn without_url(err: reqwest::Error) -> String {
         source = s.source();
     }
     text
-}
-
-fn first_line(text: &str) -> &str {
-    text.lines().next().unwrap_or("").trim()
 }

@@ -21,7 +21,13 @@ pub async fn run(args: LogsArgs, ctx: &Ctx) -> Result<ExitCode, CommandError> {
     }
     let mut stream = std::pin::pin!(engine.logs(&container, args.tail, args.follow));
     let mut out = std::io::stdout().lock();
-    while let Some(chunk) = stream.next().await {
+    let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
+    loop {
+        let chunk = tokio::select! {
+            chunk = stream.next() => chunk,
+            _ = &mut ctrl_c => None,
+        };
+        let Some(chunk) = chunk else { break };
         match out.write_all(chunk?.as_bytes()) {
             Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => break,
             other => other?,

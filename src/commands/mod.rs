@@ -35,7 +35,7 @@ pub enum CommandError {
     Refused(String),
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
-    #[error("interrupted. Run the command again to continue, or `findemo reset` to start clean")]
+    #[error("interrupted; what was done so far stays, and running the command again continues from there")]
     Interrupted,
 }
 

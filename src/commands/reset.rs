@@ -22,7 +22,10 @@ pub async fn run(args: ResetArgs, ctx: &Ctx) -> Result<ExitCode, CommandError> {
         return Ok(ExitCode::SUCCESS);
     }
     if !args.yes {
-        confirm(stack, &found)?;
+        let (stack, counts) = (stack.clone(), found.counts());
+        tokio::task::spawn_blocking(move || confirm(&stack, counts))
+            .await
+            .map_err(|e| CommandError::Refused(format!("confirmation failed: {e}")))??;
     }
 
     remove_pipeline(ctx, &engine).await;
@@ -90,7 +93,11 @@ async fn remove_pipeline(ctx: &Ctx, engine: &Engine) {
     }
 }
 
-fn confirm(stack: &str, found: &crate::docker::Labelled) -> Result<(), CommandError> {
+/// Asks on the terminal; runs on a blocking thread so that Ctrl-C still ends findemo.
+fn confirm(
+    stack: &str,
+    (containers, volumes, networks): (usize, usize, usize),
+) -> Result<(), CommandError> {
     if !std::io::stdin().is_terminal() {
         return Err(CommandError::Refused(format!(
             "reset deletes all data of stack '{stack}'; pass --yes to confirm (stdin is not a terminal)"
@@ -99,9 +106,7 @@ fn confirm(stack: &str, found: &crate::docker::Labelled) -> Result<(), CommandEr
     eprint!(
         "This deletes stack '{stack}': {} containers, {} volumes (all data), {} networks.\n\
          Type the stack name to confirm: ",
-        found.containers.len(),
-        found.volumes.len(),
-        found.networks.len()
+        containers, volumes, networks
     );
     std::io::stderr().flush()?;
     let mut answer = String::new();

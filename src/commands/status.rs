@@ -9,6 +9,7 @@ use crate::app::Ctx;
 use crate::cli::StatusArgs;
 use crate::commands::CommandError;
 use crate::docker::Engine;
+use crate::migrate::PipelineFiles;
 use crate::pipeline::{Health, Pipeline};
 use crate::service::Service;
 use crate::state;
@@ -75,7 +76,10 @@ pub async fn run(args: StatusArgs, ctx: &Ctx) -> Result<ExitCode, CommandError> 
     let all_ready = services.iter().all(|s| s.ready);
     let pipeline = match (&creds, all_ready) {
         (Some(creds), true) => {
-            let files = ctx.pipeline_files()?;
+            // Health reads no files; a broken pipeline.files folder must not hide it.
+            let files = ctx
+                .pipeline_files()
+                .unwrap_or_else(|_| PipelineFiles::builtin());
             let pipeline = Pipeline {
                 config,
                 creds,

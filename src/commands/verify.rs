@@ -44,10 +44,12 @@ struct Day {
 }
 
 impl Day {
+    /// Equal figures, each read as an exact decimal; one that cannot be read is never
+    /// equal to anything.
     fn same(&self, other: &Day) -> bool {
-        decimal(&self.n) == decimal(&other.n)
-            && decimal(&self.amount) == decimal(&other.amount)
-            && decimal(&self.eur) == decimal(&other.eur)
+        let eq =
+            |a: &str, b: &str| matches!((decimal(a), decimal(b)), (Some(x), Some(y)) if x == y);
+        eq(&self.n, &other.n) && eq(&self.amount, &other.amount) && eq(&self.eur, &other.eur)
     }
 }
 
@@ -144,13 +146,15 @@ async fn compare(
             .await
             .map_err(pg_err(&format!("count {source}")))?;
         let source_count: i64 = row.get(0);
-        let silver_count: u64 = ch
+        let text = ch
             .exec(&format!("SELECT count() FROM {silver}"))
             .await
-            .map_err(crate::pipeline::PipelineError::from)?
-            .trim()
-            .parse()
-            .unwrap_or(0);
+            .map_err(crate::pipeline::PipelineError::from)?;
+        let silver_count: u64 = text.trim().parse().map_err(|_| {
+            CommandError::Refused(format!(
+                "ClickHouse answered {text:?} to a count of {silver}"
+            ))
+        })?;
         tables.push(TableReport {
             table: source,
             source: source_count.max(0) as u64,
@@ -354,5 +358,6 @@ mod tests {
         assert!(day("3", "10.50", "9.66").same(&day("3", "10.5", "9.66000000")));
         assert!(!day("3", "10.50", "9.66").same(&day("2", "10.50", "9.66")));
         assert!(!day("3", "10.50", "9.66").same(&day("3", "10.51", "9.66")));
+        assert!(!day("x", "10.50", "9.66").same(&day("x", "10.50", "9.66")));
     }
 }

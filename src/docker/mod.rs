@@ -84,6 +84,15 @@ impl Labelled {
     pub fn is_empty(&self) -> bool {
         self.containers.is_empty() && self.volumes.is_empty() && self.networks.is_empty()
     }
+
+    /// (containers, volumes, networks)
+    pub fn counts(&self) -> (usize, usize, usize) {
+        (
+            self.containers.len(),
+            self.volumes.len(),
+            self.networks.len(),
+        )
+    }
 }
 
 /// Progress of one image pull, summed over its layers.
@@ -132,7 +141,7 @@ impl Engine {
         let (repo, tag) = split_image(image);
         let options = CreateImageOptions {
             from_image: Some(repo.to_string()),
-            tag: Some(tag.to_string()),
+            tag: (!tag.is_empty()).then(|| tag.to_string()),
             ..Default::default()
         };
         let mut layers: HashMap<String, (u64, u64)> = HashMap::new();
@@ -295,10 +304,15 @@ impl Engine {
                 ..Default::default()
             };
             let archive = bollard::body_full(spec::tar(&spec.files).into());
-            self.docker
+            let uploaded = self
+                .docker
                 .upload_to_container(&spec.container, Some(options), archive)
-                .await
-                .map_err(api("write configuration files into", &spec.container))?;
+                .await;
+            if let Err(err) = uploaded {
+                // A container without its files must not be taken for a finished one.
+                let _ = self.remove_container(&spec.container).await;
+                return Err(api("write configuration files into", &spec.container)(err));
+            }
         }
         Ok(())
     }
@@ -429,7 +443,11 @@ impl Engine {
 }
 
 /// "repo/name:tag" -> ("repo/name", "tag"); no tag means "latest", as Docker does.
+/// A digest reference ("name@sha256:...") is passed whole, with no tag.
 fn split_image(image: &str) -> (&str, &str) {
+    if image.contains('@') {
+        return (image, "");
+    }
     let name_start = image.rfind('/').map_or(0, |i| i + 1);
     match image[name_start..].rfind(':') {
         Some(i) => (&image[..name_start + i], &image[name_start + i + 1..]),
@@ -459,5 +477,6 @@ mod tests {
             split_image("localhost:5000/img"),
             ("localhost:5000/img", "latest")
         );
+        assert_eq!(split_image("pg@sha256:ab12"), ("pg@sha256:ab12", ""));
     }
 }

@@ -183,6 +183,9 @@ pub struct Session {
     writer: Writer,
     next_seq: u64,
     reference: ReferenceCounts,
+    /// The day after the last one with FX rates: batches add rates from here on.
+    /// Computed once, so that a run starting across midnight skips no day.
+    fx_from: i64,
 }
 
 impl Session {
@@ -215,6 +218,7 @@ impl Session {
             writer,
             next_seq,
             reference,
+            fx_from: first_day + 1,
         })
     }
 
@@ -257,7 +261,7 @@ impl Session {
             plan.clock(),
             plan.config.settle_after,
             plan.config.delete_after,
-            clock::day_of(plan.clock().first_stamp(first)) + 1,
+            self.fx_from,
         );
         let rows = plan.batch_rows();
         let max_rows = u64::from(plan.config.batch_rows);

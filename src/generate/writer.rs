@@ -92,16 +92,20 @@ struct Conn {
     fx: Statement,
 }
 
-/// Connects with the stack's credentials and sets the session up for batch writes.
-async fn connect(config: &Config, creds: &Credentials) -> Result<Client, GenerateError> {
+/// Connects with the stack's credentials and takes the seed's lock. Every connection
+/// takes it, reconnections included: the lock is the session's, and a server restart
+/// frees it. Commits stay synchronous, so a committed batch survives a server crash
+/// and the progress row never falls behind what this run was told.
+async fn connect(config: &Config, creds: &Credentials, seed: u64) -> Result<Client, GenerateError> {
     let client = crate::postgres::connect(config, creds).await?;
-    // A batch is made durable by the next WAL flush instead of waiting for it. Safe
-    // for the invariant: the progress row is in the same transaction, so a server
-    // crash loses (or keeps) a batch and its progress together.
-    client
-        .batch_execute("SET synchronous_commit = off")
+    let locked: bool = client
+        .query_one("SELECT pg_try_advisory_lock($1)", &[&lock_key(seed)])
         .await
-        .map_err(|e| query_error("set synchronous_commit", &e))?;
+        .map_err(|e| query_error("take the seed's lock", &e))?
+        .get(0);
+    if !locked {
+        return Err(GenerateError::Busy { seed });
+    }
     Ok(client)
 }
 
@@ -143,8 +147,8 @@ impl Conn {
         })
     }
 
-    async fn open(config: &Config, creds: &Credentials) -> Result<Conn, GenerateError> {
-        Conn::prepare(connect(config, creds).await?).await
+    async fn open(config: &Config, creds: &Credentials, seed: u64) -> Result<Conn, GenerateError> {
+        Conn::prepare(connect(config, creds, seed).await?).await
     }
 
     async fn next_seq(&self, seed: i64) -> Result<u64, tokio_postgres::Error> {
@@ -212,7 +216,7 @@ impl Writer {
         seed: u64,
         retry_for: Duration,
     ) -> Result<Writer, GenerateError> {
-        let client = connect(config, creds).await?;
+        let client = connect(config, creds, seed).await?;
         let q = |what: &'static str| move |e: tokio_postgres::Error| query_error(what, &e);
         let missing: Option<String> = client
             .query_one(
@@ -229,14 +233,6 @@ impl Writer {
             .batch_execute(PROGRESS_SQL)
             .await
             .map_err(q("create findemo_generator_progress"))?;
-        let locked: bool = client
-            .query_one("SELECT pg_try_advisory_lock($1)", &[&lock_key(seed)])
-            .await
-            .map_err(q("take the seed's lock"))?
-            .get(0);
-        if !locked {
-            return Err(GenerateError::Busy { seed });
-        }
         client
             .execute(
                 "INSERT INTO findemo_generator_progress (seed) VALUES ($1) ON CONFLICT DO NOTHING",
@@ -265,7 +261,7 @@ impl Writer {
     async fn conn(&mut self) -> Result<&mut Conn, GenerateError> {
         let conn = match self.conn.take() {
             Some(conn) => conn,
-            None => Conn::open(&self.config, &self.creds).await?,
+            None => Conn::open(&self.config, &self.creds, self.seed).await?,
         };
         Ok(self.conn.insert(conn))
     }
@@ -421,7 +417,7 @@ impl Writer {
     async fn try_write(&mut self, batch: &Batch) -> Result<Written, Attempt> {
         let mut conn = match self.conn.take() {
             Some(conn) => conn,
-            None => match Conn::open(&self.config, &self.creds).await {
+            None => match Conn::open(&self.config, &self.creds, self.seed).await {
                 Ok(conn) => conn,
                 Err(GenerateError::Postgres(PgError::Connect { endpoint, reason })) => {
                     return Err(Attempt::Transient(format!(
