@@ -45,9 +45,12 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CommandError> {
         printer: Printer::new(cli.quiet),
         credentials_path,
     };
-    if matches!(cli.command, Command::Generate(_) | Command::Logs(_)) {
+    if matches!(
+        cli.command,
+        Command::Generate(_) | Command::Logs(_) | Command::Status(_)
+    ) {
         // These handle Ctrl-C themselves: generate stops after the batch in flight,
-        // and Ctrl-C is how `logs --follow` ends.
+        // and Ctrl-C is how `logs --follow` and `status --watch` end.
         return commands::run(cli.command, &ctx).await;
     }
     tokio::select! {

@@ -92,9 +92,12 @@ pub struct UpArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
-    /// Print JSON instead of a table
+    /// Print JSON instead of a table (with --watch, one object a line)
     #[arg(long)]
     pub json: bool,
+    /// Refresh every 2 seconds until Ctrl-C
+    #[arg(long, short)]
+    pub watch: bool,
 }
 
 #[derive(Debug, clap::Args)]

@@ -1,7 +1,9 @@
 //! `findemo status`: is every service running and ready, does the connector run, and
 //! how far along is the warehouse? A table, or JSON for scripts.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -39,12 +41,57 @@ struct ServiceReport {
 }
 
 pub async fn run(args: StatusArgs, ctx: &Ctx) -> Result<ExitCode, CommandError> {
-    let config = &ctx.config;
     let engine = Engine::connect().await?;
+    if !args.watch {
+        let report = gather(ctx, &engine).await?;
+        show(&report, args.json, true)?;
+        return Ok(if report.healthy {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
+    let clear = std::io::stdout().is_terminal() && !args.json;
+    let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
+    loop {
+        let report = gather(ctx, &engine).await?;
+        if clear {
+            // Home the cursor and clear the screen, like `watch`.
+            print!("\x1b[H\x1b[2J");
+        }
+        // One JSON object a line, for scripts that follow the stream.
+        show(&report, args.json, false)?;
+        tokio::select! {
+            _ = tokio::time::sleep(WATCH_EVERY) => {}
+            _ = &mut ctrl_c => return Ok(ExitCode::SUCCESS),
+        }
+    }
+}
+
+/// How often `--watch` refreshes.
+const WATCH_EVERY: Duration = Duration::from_secs(2);
+
+fn show(report: &Report, json: bool, pretty: bool) -> Result<(), CommandError> {
+    if json {
+        let json = if pretty {
+            serde_json::to_string_pretty(report)
+        } else {
+            serde_json::to_string(report)
+        }
+        .map_err(std::io::Error::other)?;
+        println!("{json}");
+    } else {
+        print_table(report);
+    }
+    Ok(())
+}
+
+/// Asks Docker, every service and the pipeline how they are.
+async fn gather(ctx: &Ctx, engine: &Engine) -> Result<Report, CommandError> {
+    let config = &ctx.config;
     let creds = state::load(&ctx.credentials_path)?;
 
     let reports = Service::ALL.map(|service| {
-        let engine = &engine;
         let creds = creds.as_ref();
         async move {
             let container = service.container_name(&config.stack);
@@ -90,7 +137,7 @@ pub async fn run(args: StatusArgs, ctx: &Ctx) -> Result<ExitCode, CommandError> 
         }
         _ => None,
     };
-    let report = Report {
+    Ok(Report {
         stack: config.stack.clone(),
         healthy: all_ready && pipeline.as_ref().is_some_and(Health::running),
         docker_host: engine.host().to_string(),
@@ -99,18 +146,6 @@ pub async fn run(args: StatusArgs, ctx: &Ctx) -> Result<ExitCode, CommandError> 
             .then(|| ctx.credentials_path.display().to_string()),
         services,
         pipeline,
-    };
-
-    if args.json {
-        let json = serde_json::to_string_pretty(&report).map_err(std::io::Error::other)?;
-        println!("{json}");
-    } else {
-        print_table(&report);
-    }
-    Ok(if report.healthy {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
     })
 }
 
