@@ -18,6 +18,55 @@ const TOPIC_ALREADY_EXISTS: i16 = 36;
 const METADATA_MAX_PLAIN: i16 = 8;
 const CLIENT_ID: &str = "findemo";
 
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaError {
+    #[error("cannot connect to the Kafka broker at {addr}: {source}")]
+    Unreachable {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("no answer from the Kafka broker at {addr} within {timeout:?}")]
+    Timeout { addr: String, timeout: Duration },
+    #[error("Kafka broker at {addr}: {message}")]
+    Protocol { addr: String, message: String },
+    #[error("creating Kafka topic {topic} failed with error code {code}{}", detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
+    CreateTopic {
+        topic: String,
+        code: i16,
+        detail: Option<String>,
+    },
+}
+
+/// Connects, runs `exchange` on the connection, and gives it all `timeout`; the
+/// exchange's own failures (plain text from the wire code) become `Protocol`.
+async fn with_broker<T>(
+    addr: &str,
+    timeout: Duration,
+    exchange: impl AsyncFnOnce(&mut TcpStream) -> Result<Result<T, KafkaError>, String>,
+) -> Result<T, KafkaError> {
+    let work = async {
+        let mut conn =
+            TcpStream::connect(addr)
+                .await
+                .map_err(|source| KafkaError::Unreachable {
+                    addr: addr.to_string(),
+                    source,
+                })?;
+        exchange(&mut conn)
+            .await
+            .map_err(|message| KafkaError::Protocol {
+                addr: addr.to_string(),
+                message,
+            })?
+    };
+    tokio::time::timeout(timeout, work)
+        .await
+        .map_err(|_| KafkaError::Timeout {
+            addr: addr.to_string(),
+            timeout,
+        })?
+}
+
 /// A broker as the cluster advertises it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Broker {
@@ -27,19 +76,15 @@ pub struct Broker {
 }
 
 /// Asks the broker at `addr` for cluster metadata and returns its brokers.
-pub async fn metadata(addr: &str, timeout: Duration) -> Result<Vec<Broker>, String> {
-    tokio::time::timeout(timeout, async {
-        let mut conn = TcpStream::connect(addr)
-            .await
-            .map_err(|e| format!("connect {addr}: {e}"))?;
-        let versions = call(&mut conn, API_VERSIONS, 0, 1, &[]).await?;
+pub async fn metadata(addr: &str, timeout: Duration) -> Result<Vec<Broker>, KafkaError> {
+    with_broker(addr, timeout, async |conn: &mut TcpStream| {
+        let versions = call(conn, API_VERSIONS, 0, 1, &[]).await?;
         let version = metadata_version(&versions)?;
         let body = metadata_request(version);
-        let reply = call(&mut conn, API_METADATA, version, 2, &body).await?;
-        parse_metadata(&reply, version)
+        let reply = call(conn, API_METADATA, version, 2, &body).await?;
+        parse_metadata(&reply, version).map(Ok)
     })
     .await
-    .map_err(|_| format!("no answer from {addr} within {timeout:?}"))?
 }
 
 /// Creates each topic (one partition, replication factor 1) unless it exists.
@@ -48,12 +93,9 @@ pub async fn create_topics(
     addr: &str,
     topics: &[String],
     timeout: Duration,
-) -> Result<Vec<String>, String> {
-    tokio::time::timeout(timeout, async {
-        let mut conn = TcpStream::connect(addr)
-            .await
-            .map_err(|e| format!("connect {addr}: {e}"))?;
-        let versions = call(&mut conn, API_VERSIONS, 0, 1, &[]).await?;
+) -> Result<Vec<String>, KafkaError> {
+    with_broker(addr, timeout, async |conn: &mut TcpStream| {
+        let versions = call(conn, API_VERSIONS, 0, 1, &[]).await?;
         let version = api_version(&versions, API_CREATE_TOPICS, CREATE_TOPICS_MAX_PLAIN)?;
         let mut body = Vec::new();
         body.extend_from_slice(&(topics.len() as i32).to_be_bytes());
@@ -68,7 +110,7 @@ pub async fn create_topics(
         if version >= 1 {
             body.push(0); // validate_only = false
         }
-        let reply = call(&mut conn, API_CREATE_TOPICS, version, 2, &body).await?;
+        let reply = call(conn, API_CREATE_TOPICS, version, 2, &body).await?;
         let mut r = Reader(&reply);
         if version >= 2 {
             r.i32()?; // throttle_time_ms
@@ -82,17 +124,17 @@ pub async fn create_topics(
                 0 => created.push(name),
                 TOPIC_ALREADY_EXISTS => {}
                 _ => {
-                    return Err(format!(
-                        "creating topic {name} failed with error code {code}{}",
-                        message.map(|m| format!(": {m}")).unwrap_or_default()
-                    ))
+                    return Ok(Err(KafkaError::CreateTopic {
+                        topic: name,
+                        code,
+                        detail: message,
+                    }))
                 }
             }
         }
-        Ok(created)
+        Ok(Ok(created))
     })
     .await
-    .map_err(|_| format!("no answer from {addr} within {timeout:?}"))?
 }
 
 /// Sends one request and returns the response body after the correlation id.

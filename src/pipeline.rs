@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use crate::clickhouse::{ChError, ClickHouse};
 use crate::config::Config;
 use crate::connect::{ConnectClient, ConnectError};
-use crate::kafka;
+use crate::kafka::{self, KafkaError};
 use crate::migrate::{self, MigrateError, Migration, PipelineFiles};
 use crate::postgres::{self, PgError};
 use crate::progress::Printer;
@@ -41,8 +41,8 @@ pub enum PipelineError {
     Files(#[from] MigrateError),
     #[error("{path}: {reason}")]
     ConnectorFile { path: String, reason: String },
-    #[error("cannot create the Kafka topics: {0}")]
-    Topics(String),
+    #[error(transparent)]
+    Kafka(#[from] KafkaError),
     #[error(
         "the canary change did not reach ClickHouse's silver layer within {}s.\n\
          The connector runs, so look at `findemo logs connect` and `findemo logs clickhouse`.",
@@ -219,9 +219,8 @@ impl Pipeline<'_> {
         }
 
         let kafka_addr = format!("127.0.0.1:{}", self.config.service(Service::Kafka).port);
-        let created = kafka::create_topics(&kafka_addr, &self.topics(), Duration::from_secs(30))
-            .await
-            .map_err(PipelineError::Topics)?;
+        let created =
+            kafka::create_topics(&kafka_addr, &self.topics(), Duration::from_secs(30)).await?;
         if !created.is_empty() {
             self.printer
                 .line(format!("{:<11} created {} topics", "kafka", created.len()));

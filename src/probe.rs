@@ -108,8 +108,9 @@ impl WaitFor {
                 Ok(format!("PostgreSQL {version}"))
             }
             WaitFor::KafkaMetadata { port } => {
-                let brokers =
-                    kafka::metadata(&format!("127.0.0.1:{port}"), ATTEMPT_TIMEOUT).await?;
+                let brokers = kafka::metadata(&format!("127.0.0.1:{port}"), ATTEMPT_TIMEOUT)
+                    .await
+                    .map_err(|e| NotReady::Yet(e.to_string()))?;
                 let names: Vec<String> = brokers
                     .iter()
                     .map(|b| format!("{}:{}", b.host, b.port))
