@@ -42,7 +42,12 @@ impl Credentials {
     pub fn generate() -> Credentials {
         let mut rng = rand::rng();
         let mut id = [0u8; 16];
-        rng.fill_bytes(&mut id);
+        // Like Kafka's own Uuid.randomUuid: never start with '-', which command lines
+        // would read as an option.
+        while {
+            rng.fill_bytes(&mut id);
+            base64url(&id).starts_with('-')
+        } {}
         Credentials {
             postgres_user: "findemo".into(),
             postgres_password: Alphanumeric.sample_string(&mut rng, 24),
@@ -153,6 +158,9 @@ mod tests {
         assert_eq!(base64url(&[0xfb, 0xff]), "-_8");
         let id = Credentials::generate().kafka_cluster_id;
         assert_eq!(id.len(), 22);
+        for _ in 0..500 {
+            assert!(!Credentials::generate().kafka_cluster_id.starts_with('-'));
+        }
         assert!(id
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));

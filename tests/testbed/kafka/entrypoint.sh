@@ -75,7 +75,7 @@ args=(broker
     --listener-url "tcp://$main_host:$main_port"
     --advertised-listener-url "tcp://$main_adv"
     --storage-engine "$storage")
-[ -n "${CLUSTER_ID:-}" ] && args+=(--cluster-id "$CLUSTER_ID")
+[ -n "${CLUSTER_ID:-}" ] && args+=("--cluster-id=$CLUSTER_ID")
 
 log "$(tansu --version 2>/dev/null | head -n 1): listener $inter on $main_host:$main_port, advertised as $main_adv, storage $storage"
 # exec: tansu is PID 1 and stops on SIGTERM/SIGINT (socat children die with the container).
