@@ -219,7 +219,6 @@ impl Service {
         }
 
         ServiceSpec {
-            name: self.name().to_string(),
             container: self.container_name(stack),
             alias: self.name().to_string(),
             network: network_name(stack),

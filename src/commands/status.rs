@@ -185,9 +185,9 @@ fn print_table(report: &Report) {
             .map_or("unknown".to_string(), |b| format!("{b} bytes"));
         let fresh = p
             .freshness_secs
-            .map_or("no transactions yet".to_string(), |s| format!("{s:.1}s"));
+            .map_or("none yet".to_string(), |s| format!("{s:.1}s old"));
         println!(
-            "Replication slot lag: {lag}; newest transaction change in silver/gold is {fresh} old"
+            "Replication slot lag: {lag}; newest transaction change in silver and gold: {fresh}"
         );
         println!(
             "{:<17} {:>12} {:>12} {:>12}",

@@ -34,8 +34,6 @@ impl Labels {
 /// A container of the stack, as findemo wants it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServiceSpec {
-    /// Service name, used in messages.
-    pub name: String,
     pub container: String,
     /// Name other containers reach it by on the network.
     pub alias: String,
@@ -115,7 +113,6 @@ mod tests {
 
     fn spec() -> ServiceSpec {
         ServiceSpec {
-            name: "postgres".into(),
             container: "s-postgres".into(),
             alias: "postgres".into(),
             network: "s-net".into(),
@@ -140,7 +137,7 @@ mod tests {
         b.env.push("B=2".into());
         assert_ne!(a.fingerprint(), b.fingerprint());
         let mut c = spec();
-        c.name = "other".into();
+        c.labels = Labels::service("s", "renamed");
         assert_eq!(a.fingerprint(), c.fingerprint());
     }
 
