@@ -336,10 +336,13 @@ impl Engine {
         }
     }
 
-    /// Removes the container (running or not), if it exists.
+    /// Removes the container (running or not), if it exists, with the anonymous
+    /// volumes its image declared (official images declare some findemo does not
+    /// mount); named volumes stay.
     pub async fn remove_container(&self, container: &str) -> Result<()> {
         let options = RemoveContainerOptions {
             force: true,
+            v: true,
             ..Default::default()
         };
         match self.docker.remove_container(container, Some(options)).await {
