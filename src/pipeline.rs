@@ -277,10 +277,7 @@ impl Pipeline<'_> {
             &[&token],
         )
         .await
-        .map_err(|e| PgError::Query {
-            what: "write the canary row".into(),
-            reason: postgres::reason(&e),
-        })?;
+        .map_err(postgres::query_err("write the canary row"))?;
         let written = Instant::now();
         task.message("waiting for it in ClickHouse silver");
         let ch = self.clickhouse();
@@ -396,20 +393,15 @@ impl Pipeline<'_> {
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
                 Err(e) => {
-                    return Err(PgError::Query {
-                        what: format!("drop replication slot {slot}"),
-                        reason: postgres::reason(&e),
-                    }
-                    .into())
+                    return Err(
+                        postgres::query_err(format!("drop replication slot {slot}"))(e).into(),
+                    )
                 }
             }
         }
         pg.batch_execute("DROP PUBLICATION IF EXISTS findemo_cdc")
             .await
-            .map_err(|e| PgError::Query {
-                what: "drop publication".into(),
-                reason: postgres::reason(&e),
-            })?;
+            .map_err(postgres::query_err("drop publication"))?;
         Ok(())
     }
 }

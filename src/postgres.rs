@@ -65,9 +65,11 @@ pub fn reason(err: &tokio_postgres::Error) -> String {
     text
 }
 
-fn query_err(what: &str) -> impl FnOnce(tokio_postgres::Error) -> PgError + '_ {
+/// Turns a failed query into `PgError::Query` naming `what` was being done.
+pub fn query_err(what: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> PgError {
+    let what = what.into();
     move |e| PgError::Query {
-        what: what.to_string(),
+        what,
         reason: reason(&e),
     }
 }

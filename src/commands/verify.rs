@@ -14,7 +14,7 @@ use crate::cli::VerifyArgs;
 use crate::clickhouse::ClickHouse;
 use crate::commands::CommandError;
 use crate::pipeline::SILVER;
-use crate::postgres::{self, PgError};
+use crate::postgres;
 use crate::state;
 
 const SOURCE_DAYS: &str = "\
@@ -131,20 +131,13 @@ async fn compare(
     stack: &str,
     started: Instant,
 ) -> Result<Report, CommandError> {
-    let pg_err = |what: &str| {
-        let what = what.to_string();
-        move |e: tokio_postgres::Error| PgError::Query {
-            what,
-            reason: postgres::reason(&e),
-        }
-    };
     let mut tables = Vec::new();
     // Reference tables by count; transactions per day below.
     for (source, silver) in SILVER.into_iter().filter(|(t, _)| *t != "raw_transactions") {
         let row = pg
             .query_one(&format!("SELECT count(*) FROM {source}"), &[])
             .await
-            .map_err(pg_err(&format!("count {source}")))?;
+            .map_err(postgres::query_err(format!("count {source}")))?;
         let source_count: i64 = row.get(0);
         let text = ch
             .exec(&format!("SELECT count() FROM {silver}"))
@@ -166,7 +159,7 @@ async fn compare(
     let source: Vec<Day> = pg
         .query(SOURCE_DAYS, &[])
         .await
-        .map_err(pg_err("sum transactions per day"))?
+        .map_err(postgres::query_err("sum transactions per day"))?
         .iter()
         .map(|r| Day {
             day: r.get(0),

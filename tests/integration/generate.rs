@@ -10,18 +10,8 @@ use crate::harness::{docker, postgres, rt, Bed};
 const FINGERPRINT: &str =
     "SELECT coalesce(md5(string_agg(t::text, '|' ORDER BY transaction_id)), '') FROM raw_transactions t";
 
-fn query_i64(bed: &Bed, sql: &str) -> i64 {
-    rt().block_on(async {
-        postgres(bed)
-            .await
-            .query_one(sql, &[])
-            .await
-            .unwrap()
-            .get(0)
-    })
-}
-
-fn query_text(bed: &Bed, sql: &str) -> String {
+/// The single value `sql` returns.
+fn query<T: for<'a> tokio_postgres::types::FromSql<'a>>(bed: &Bed, sql: &str) -> T {
     rt().block_on(async {
         postgres(bed)
             .await
@@ -71,7 +61,7 @@ fn spawn(bed: &Bed, args: &[&str]) -> Child {
 fn wait_for_progress(bed: &Bed, rows: i64) {
     let started = Instant::now();
     let sql = "SELECT coalesce(max(next_seq), 0) FROM findemo_generator_progress WHERE seed = 11";
-    while query_i64(bed, sql) < rows {
+    while query::<i64>(bed, sql) < rows {
         assert!(
             started.elapsed() < Duration::from_secs(60),
             "the run did not start"
@@ -189,18 +179,21 @@ fn same_seed_same_rows_resumable_and_within_the_pools() {
         2_500,
         "{second}"
     );
-    let resumed = query_text(&bed, FINGERPRINT);
+    let resumed = query::<String>(&bed, FINGERPRINT);
 
     // Reference data is the pools, exactly; a re-run adds nothing.
     let reference = "SELECT (SELECT count(*) FROM raw_accounts) * 1000000 \
                      + (SELECT count(*) FROM raw_merchants) * 10000 + (SELECT count(*) FROM raw_ip_geo)";
-    assert_eq!(query_i64(&bed, reference), 300_000_000 + 12 * 10_000 + 200);
     assert_eq!(
-        query_i64(&bed, "SELECT count(*) FROM raw_fx_rates"),
+        query::<i64>(&bed, reference),
+        300_000_000 + 12 * 10_000 + 200
+    );
+    assert_eq!(
+        query::<i64>(&bed, "SELECT count(*) FROM raw_fx_rates"),
         365 * 3
     );
     assert_eq!(
-        query_i64(
+        query::<i64>(
             &bed,
             "SELECT count(*) FROM raw_fx_rates WHERE currency = 'EUR' AND rate_to_eur <> 1"
         ),
@@ -209,7 +202,7 @@ fn same_seed_same_rows_resumable_and_within_the_pools() {
     let again = bed.run(&args("4000")).success();
     assert!(again.stdout.contains("nothing to do"), "{again}");
     assert!(again.stderr.contains("all present"), "{again}");
-    assert_eq!(query_text(&bed, FINGERPRINT), resumed);
+    assert_eq!(query::<String>(&bed, FINGERPRINT), resumed);
 
     // Every row within the schema and the pools.
     let outside = "SELECT count(*) FROM raw_transactions t \
@@ -220,10 +213,10 @@ fn same_seed_same_rows_resumable_and_within_the_pools() {
         WHERE a.account_id IS NULL OR m.merchant_id IS NULL OR g.ip IS NULL \
            OR f.date IS NULL OR t.amount <= 0 OR t.device_id !~ '^dev-[0-9a-f]{12}$' \
            OR t.\"timestamp\" < '2025-03-01'";
-    assert_eq!(query_i64(&bed, outside), 0);
+    assert_eq!(query::<i64>(&bed, outside), 0);
 
     // Updates and deletes at the configured shares (binomial bounds, about 4 sigma).
-    let rows = query_i64(&bed, "SELECT count(*) FROM raw_transactions");
+    let rows = query::<i64>(&bed, "SELECT count(*) FROM raw_transactions");
     let deleted = 4_000 - rows;
     // 2% of the 3,600 transactions old enough to be deleted: 72.
     assert!((40..=110).contains(&deleted), "deleted {deleted}");
@@ -231,13 +224,13 @@ fn same_seed_same_rows_resumable_and_within_the_pools() {
         summary_number(&first.stdout, "updated") + summary_number(&second.stdout, "updated");
     // 5% of the 3,800 transactions old enough to settle: 190.
     assert!((130..=250).contains(&updated), "updated {updated}");
-    let pending = query_i64(
+    let pending = query::<i64>(
         &bed,
         "SELECT count(*) FROM raw_transactions WHERE status = 'pending'",
     );
     // Only the newest 200 may still be pending: about 10.
     assert!(pending <= 30, "pending {pending}");
-    let failed = query_i64(
+    let failed = query::<i64>(
         &bed,
         "SELECT count(*) FROM raw_transactions WHERE status = 'failed'",
     );
@@ -250,7 +243,7 @@ fn same_seed_same_rows_resumable_and_within_the_pools() {
     // From scratch, in one run: the same rows, every column.
     forget_transactions(&bed);
     bed.run(&args("4000")).success();
-    assert_eq!(query_text(&bed, FINGERPRINT), resumed);
+    assert_eq!(query::<String>(&bed, FINGERPRINT), resumed);
 
     // Another seed: other transactions.
     let other = bed
@@ -258,10 +251,10 @@ fn same_seed_same_rows_resumable_and_within_the_pools() {
         .success();
     assert!(other.stdout.contains("Seed 8"), "{other}");
     assert_eq!(
-        query_i64(&bed, "SELECT count(*) FROM findemo_generator_progress"),
+        query::<i64>(&bed, "SELECT count(*) FROM findemo_generator_progress"),
         2
     );
-    assert!(query_i64(&bed, "SELECT count(*) FROM raw_transactions") > rows);
+    assert!(query::<i64>(&bed, "SELECT count(*) FROM raw_transactions") > rows);
 
     bed.run(&["reset", "--yes"]).success();
 }
@@ -284,8 +277,8 @@ fn exact_after_postgres_restart_and_after_sigkill() {
 
     // Reference: an undisturbed run.
     bed.run(&args).success();
-    let clean = query_text(&bed, FINGERPRINT);
-    let clean_rows = query_i64(&bed, "SELECT count(*) FROM raw_transactions");
+    let clean = query::<String>(&bed, FINGERPRINT);
+    let clean_rows = query::<i64>(&bed, "SELECT count(*) FROM raw_transactions");
     assert!(clean_rows > 9_800 && clean_rows < 10_000, "{clean_rows}");
 
     // PostgreSQL restarts in the middle of a run: the run retries and completes.
@@ -315,7 +308,7 @@ fn exact_after_postgres_restart_and_after_sigkill() {
         "{stdout}\n{stderr}"
     );
     assert!(stderr.contains("PostgreSQL is back"), "{stderr}");
-    assert_eq!(query_text(&bed, FINGERPRINT), clean);
+    assert_eq!(query::<String>(&bed, FINGERPRINT), clean);
 
     // SIGKILL in the middle of a run, then the same command again.
     forget_transactions(&bed);
@@ -323,7 +316,7 @@ fn exact_after_postgres_restart_and_after_sigkill() {
     wait_for_progress(&bed, 2_000);
     child.kill().unwrap();
     child.wait().unwrap();
-    let written = query_i64(&bed, "SELECT next_seq FROM findemo_generator_progress");
+    let written = query::<i64>(&bed, "SELECT next_seq FROM findemo_generator_progress");
     assert!(written > 0 && written < 10_000, "{written}");
     let rerun = bed.run(&args).success();
     assert_eq!(
@@ -331,9 +324,9 @@ fn exact_after_postgres_restart_and_after_sigkill() {
         10_000 - written as u64,
         "{rerun}"
     );
-    assert_eq!(query_text(&bed, FINGERPRINT), clean);
+    assert_eq!(query::<String>(&bed, FINGERPRINT), clean);
     assert_eq!(
-        query_i64(&bed, "SELECT count(*) FROM raw_transactions"),
+        query::<i64>(&bed, "SELECT count(*) FROM raw_transactions"),
         clean_rows
     );
 
