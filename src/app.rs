@@ -47,10 +47,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CommandError> {
     };
     if matches!(
         cli.command,
-        Command::Generate(_) | Command::Logs(_) | Command::Status(_)
+        Command::Generate(_) | Command::Logs(_) | Command::Status(_) | Command::Dashboard(_)
     ) {
         // These handle Ctrl-C themselves: generate stops after the batch in flight,
-        // and Ctrl-C is how `logs --follow` and `status --watch` end.
+        // and Ctrl-C is how `logs --follow`, `status --watch` and `dashboard` end.
         return commands::run(cli.command, &ctx).await;
     }
     tokio::select! {

@@ -67,6 +67,22 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Show a service's container logs.
     Logs(LogsArgs),
+    /// Serve the live dashboard (gold KPIs and charts, analytics tables, a read-only
+    /// SQL pad, the pipeline's state and every row's change history) until Ctrl-C.
+    Dashboard(DashboardArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DashboardArgs {
+    /// Port to listen on [default: dashboard.port in demo.yaml, else 5173]
+    #[arg(long, short, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: Option<u16>,
+    /// Address to listen on; anything but loopback exposes the stack's data to the network
+    #[arg(long, default_value = "127.0.0.1", value_name = "ADDR")]
+    pub bind: std::net::IpAddr,
+    /// Open the dashboard in the default browser once it listens
+    #[arg(long)]
+    pub open: bool,
 }
 
 #[derive(Debug, clap::Args)]

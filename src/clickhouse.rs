@@ -1,5 +1,7 @@
-//! The stack's ClickHouse over its HTTP interface: queries, and applying
-//! `sql/clickhouse/` in order, each file recorded once all its statements ran.
+//! The stack's ClickHouse over its HTTP interface: queries (plain text, typed rows
+//! through the official `clickhouse` crate, and read-only JSON for the dashboard's SQL
+//! pad), and applying `sql/clickhouse/` in order, each file recorded once all its
+//! statements ran. This is the only module that talks to ClickHouse.
 //!
 //! ClickHouse has no transactions, so every statement in those files is written to be
 //! re-runnable (`IF NOT EXISTS`); a file that fails half-way is not recorded, and the
@@ -37,27 +39,141 @@ pub enum ChError {
     Migrate(#[from] MigrateError),
 }
 
+#[derive(Clone)]
 pub struct ClickHouse {
     http: reqwest::Client,
     base: String,
     user: String,
     password: String,
+    /// The official client for typed reads (RowBinary). Validation off: it asks for
+    /// RowBinaryWithNamesAndTypes, which ClickHouse 18.16 lacks.
+    typed: clickhouse::Client,
+}
+
+/// Limits of a read-only query ([`ClickHouse::read_only`]).
+pub struct ReadOnlyLimits {
+    pub max_rows: u64,
+    pub max_execution_secs: u64,
+}
+
+/// A read-only query's result, as ClickHouse's `JSONCompact` output has it.
+#[derive(Debug, serde::Deserialize, serde::Serialize)]
+pub struct JsonResult {
+    pub meta: Vec<JsonColumn>,
+    pub data: Vec<Vec<serde_json::Value>>,
+    #[serde(default)]
+    pub statistics: JsonStatistics,
+}
+
+#[derive(Debug, serde::Deserialize, serde::Serialize)]
+pub struct JsonColumn {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+#[derive(Debug, Default, serde::Deserialize, serde::Serialize)]
+pub struct JsonStatistics {
+    pub elapsed: f64,
+    pub rows_read: u64,
+    pub bytes_read: u64,
 }
 
 impl ClickHouse {
     pub fn new(config: &Config, creds: &Credentials) -> ClickHouse {
+        let base = format!(
+            "http://127.0.0.1:{}/",
+            config.service(Service::Clickhouse).port
+        );
         ClickHouse {
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(60))
                 .build()
                 .unwrap_or_default(),
-            base: format!(
-                "http://127.0.0.1:{}/",
-                config.service(Service::Clickhouse).port
-            ),
+            typed: clickhouse::Client::default()
+                .with_url(base.trim_end_matches('/'))
+                .with_user(&creds.clickhouse_user)
+                .with_password(&creds.clickhouse_password)
+                .with_validation(false),
+            base,
             user: creds.clickhouse_user.clone(),
             password: creds.clickhouse_password.clone(),
         }
+    }
+
+    /// A typed query: fill its `?` placeholders with `bind` (values are escaped
+    /// client-side; 18.16 has no server-side parameters), then [`ClickHouse::fetch`].
+    pub fn query(&self, sql: &str) -> clickhouse::query::Query {
+        self.typed.query(sql)
+    }
+
+    /// Runs a typed query; `what` names it in errors.
+    pub async fn fetch<T>(
+        &self,
+        what: &str,
+        query: clickhouse::query::Query,
+    ) -> Result<Vec<T>, ChError>
+    where
+        T: clickhouse::RowOwned + clickhouse::RowRead,
+    {
+        query.fetch_all::<T>().await.map_err(|err| match err {
+            clickhouse::error::Error::Network(e) => ChError::Connect {
+                endpoint: self.base.clone(),
+                reason: e.to_string(),
+            },
+            other => ChError::Query {
+                what: what.to_string(),
+                message: server_message(&other.to_string()),
+            },
+        })
+    }
+
+    /// Runs `sql` as HTTP GET, which ClickHouse itself executes read-only (a write or
+    /// DDL is refused by the server, whatever the text says), within `limits`. One row
+    /// more than `max_rows` comes back when the result is longer, so the caller can
+    /// tell it was cut.
+    pub async fn read_only(
+        &self,
+        sql: &str,
+        limits: &ReadOnlyLimits,
+    ) -> Result<JsonResult, ChError> {
+        let sql = sql.trim().trim_end_matches(';');
+        // On its own line, so a trailing comment cannot swallow it.
+        let query = format!("{sql}\nFORMAT JSONCompact");
+        let max_rows = (limits.max_rows + 1).to_string();
+        let max_secs = limits.max_execution_secs.to_string();
+        let response = self
+            .http
+            .get(&self.base)
+            .header("X-ClickHouse-User", &self.user)
+            .header("X-ClickHouse-Key", &self.password)
+            .query(&[
+                ("query", query.as_str()),
+                ("max_result_rows", max_rows.as_str()),
+                ("result_overflow_mode", "break"),
+                ("max_execution_time", max_secs.as_str()),
+                // Buffer the whole answer, so an error found late is an HTTP error
+                // and not a broken JSON document.
+                ("wait_end_of_query", "1"),
+            ])
+            .send()
+            .await
+            .map_err(|e| ChError::Connect {
+                endpoint: self.base.clone(),
+                reason: crate::probe::http_reason(e),
+            })?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        if !status.is_success() {
+            return Err(ChError::Query {
+                what: "query".into(),
+                message: server_message(&text),
+            });
+        }
+        serde_json::from_str(&text).map_err(|e| ChError::Query {
+            what: "query".into(),
+            message: format!("unexpected answer ({e}): {}", first_line(&text)),
+        })
     }
 
     /// Runs one statement; returns the response body.

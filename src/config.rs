@@ -46,6 +46,14 @@ struct RawConfig {
     pipeline: RawPipeline,
     #[serde(default)]
     generator: RawGenerator,
+    #[serde(default)]
+    dashboard: RawDashboard,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDashboard {
+    port: Option<u16>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -104,6 +112,8 @@ pub struct Config {
     pub services: BTreeMap<Service, ServiceConfig>,
     /// Defaults of `findemo generate`.
     pub generator: GeneratorConfig,
+    /// Port of `findemo dashboard` (`--port` wins).
+    pub dashboard_port: u16,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -266,6 +276,11 @@ fn validate(raw: RawConfig, source: String, ov: &Overrides) -> Result<Config, Co
     };
 
     let generator = validate_generator(raw.generator).map_err(invalid)?;
+    let dashboard_port = match raw.dashboard.port {
+        Some(0) => return Err(invalid("dashboard.port must be above 0".into())),
+        Some(port) => port,
+        None => DEFAULT_DASHBOARD_PORT,
+    };
 
     Ok(Config {
         source,
@@ -276,8 +291,12 @@ fn validate(raw: RawConfig, source: String, ov: &Overrides) -> Result<Config, Co
         canary_timeout,
         services,
         generator,
+        dashboard_port,
     })
 }
+
+/// `findemo dashboard`'s port, as the original demo's web UI had it.
+pub const DEFAULT_DASHBOARD_PORT: u16 = 5173;
 
 /// `generator:` in demo.yaml: defaults of `findemo generate`.
 #[derive(Debug, Default, Deserialize)]
@@ -298,6 +317,7 @@ struct RawGenerator {
     fraud_share: Option<f64>,
     proxy_share: Option<f64>,
     retry_secs: Option<u64>,
+    write: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -363,6 +383,44 @@ impl std::fmt::Display for Rate {
     }
 }
 
+/// How the generator writes new transactions (`generator.write`).
+///
+/// Debezium's PostgreSQL connector (every release up to 3.6 at least) marks a WAL
+/// position done after the first change event carrying it. `COPY` stores many rows
+/// under one position (multi-insert WAL records), so a Kafka Connect restart in the
+/// middle of such a transaction loses the rest of its rows. `Insert` gives every row
+/// its own WAL record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WriteMethod {
+    /// Binary COPY into a per-connection temporary table (no WAL), then
+    /// `INSERT ... SELECT` from it: one heap-insert WAL record per row.
+    #[default]
+    Insert,
+    /// Binary COPY straight into `raw_transactions`: a little faster, but rows share
+    /// WAL positions and can be lost across a Connect restart.
+    Copy,
+}
+
+impl WriteMethod {
+    /// `insert` or `copy`, as in demo.yaml.
+    pub fn parse(text: &str) -> Result<WriteMethod, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "insert" => Ok(WriteMethod::Insert),
+            "copy" => Ok(WriteMethod::Copy),
+            _ => Err(format!("{text:?} is not `insert` or `copy`")),
+        }
+    }
+}
+
+impl std::fmt::Display for WriteMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            WriteMethod::Insert => "insert",
+            WriteMethod::Copy => "copy",
+        })
+    }
+}
+
 /// Initial status of a new transaction, as integer weights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StatusWeights {
@@ -378,7 +436,7 @@ pub struct GeneratorConfig {
     /// stopped.
     pub seed: u64,
     pub rate: Rate,
-    /// Most transactions per COPY batch (one database transaction each).
+    /// Most transactions per batch (one database transaction each).
     pub batch_rows: u32,
     pub accounts: u32,
     pub merchants: u32,
@@ -399,6 +457,7 @@ pub struct GeneratorConfig {
     pub proxy_share: f64,
     /// How long a batch is retried (reconnecting) before the run gives up.
     pub retry: Duration,
+    pub write: WriteMethod,
 }
 
 impl Default for GeneratorConfig {
@@ -422,6 +481,7 @@ impl Default for GeneratorConfig {
             fraud_share: 0.01,
             proxy_share: 0.03,
             retry: Duration::from_secs(120),
+            write: WriteMethod::Insert,
         }
     }
 }
@@ -463,6 +523,10 @@ fn validate_generator(raw: RawGenerator) -> Result<GeneratorConfig, String> {
         Some(RawRate::Text(text)) => Rate::parse(&text),
     }
     .map_err(|e| format!("generator.rate: {e}"))?;
+    let write = match raw.write {
+        None => d.write,
+        Some(text) => WriteMethod::parse(&text).map_err(|e| format!("generator.write: {e}"))?,
+    };
     let w = raw.status_weights;
     let config = GeneratorConfig {
         seed: raw.seed.unwrap_or(d.seed),
@@ -483,6 +547,7 @@ fn validate_generator(raw: RawGenerator) -> Result<GeneratorConfig, String> {
         fraud_share: raw.fraud_share.unwrap_or(d.fraud_share),
         proxy_share: raw.proxy_share.unwrap_or(d.proxy_share),
         retry: raw.retry_secs.map_or(d.retry, Duration::from_secs),
+        write,
     };
     check_generator(&config)?;
     Ok(config)
@@ -730,6 +795,24 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("demo.yaml:2:13: "), "{err}");
+    }
+
+    #[test]
+    fn write_method_is_insert_unless_copy_is_asked_for() {
+        assert_eq!(parse("").unwrap().generator.write, WriteMethod::Insert);
+        let copy = parse("generator: {write: copy}\n").unwrap().generator;
+        assert_eq!(copy.write, WriteMethod::Copy);
+        let insert = parse("generator:\n  write: INSERT\n").unwrap().generator;
+        assert_eq!(insert.write, WriteMethod::Insert);
+        let err = parse("generator: {write: fast}\n").unwrap_err().to_string();
+        assert!(
+            err.contains("generator.write: \"fast\" is not `insert` or `copy`"),
+            "{err}"
+        );
+        assert_eq!(WriteMethod::Copy.to_string(), "copy");
+        for m in [WriteMethod::Insert, WriteMethod::Copy] {
+            assert_eq!(WriteMethod::parse(&m.to_string()), Ok(m));
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod clickhouse;
 mod commands;
 mod config;
 mod connect;
+mod dashboard;
 mod docker;
 mod generate;
 mod kafka;

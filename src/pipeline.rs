@@ -107,13 +107,23 @@ pub struct Pipeline<'a> {
     pub printer: &'a Printer,
 }
 
+/// The stack's Debezium connector.
+pub fn connector_name(stack: &str) -> String {
+    format!("{stack}-postgres-source")
+}
+
+/// The stack's replication slot (PostgreSQL allows no '-' in it).
+pub fn slot_name(stack: &str) -> String {
+    format!("{}_cdc", stack.replace('-', "_"))
+}
+
 impl Pipeline<'_> {
     pub fn connector_name(&self) -> String {
-        format!("{}-postgres-source", self.config.stack)
+        connector_name(&self.config.stack)
     }
 
     pub fn slot_name(&self) -> String {
-        format!("{}_cdc", self.config.stack.replace('-', "_"))
+        slot_name(&self.config.stack)
     }
 
     pub fn topics(&self) -> Vec<String> {

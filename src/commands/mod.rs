@@ -1,12 +1,13 @@
 //! One file per subcommand, each with `pub async fn run(args, &Ctx)`.
 
+mod dashboard;
 mod down;
 mod generate;
 mod logs;
 mod reset;
 mod status;
 mod up;
-mod verify;
+pub(crate) mod verify;
 
 use std::process::ExitCode;
 
@@ -72,5 +73,6 @@ pub async fn run(command: Command, ctx: &Ctx) -> Result<ExitCode, CommandError> 
         Command::Reset(args) => reset::run(args, ctx).await,
         Command::Verify(args) => verify::run(args, ctx).await,
         Command::Logs(args) => logs::run(args, ctx).await,
+        Command::Dashboard(args) => dashboard::run(args, ctx).await,
     }
 }

@@ -71,7 +71,7 @@ struct TableReport {
 }
 
 #[derive(Debug, Serialize)]
-struct Report {
+pub(crate) struct Report {
     stack: String,
     agree: bool,
     waited_secs: f64,
@@ -125,7 +125,7 @@ pub async fn run(args: VerifyArgs, ctx: &Ctx) -> Result<ExitCode, CommandError> 
     })
 }
 
-async fn compare(
+pub(crate) async fn compare(
     pg: &tokio_postgres::Client,
     ch: &ClickHouse,
     stack: &str,

