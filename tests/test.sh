@@ -6,6 +6,16 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 bash tests/testbed/engine.sh
 bash tests/testbed/build.sh
+# The test-bed broker keeps Kafka's promises: exact offsets, data across a restart.
+bash tests/testbed/conformance.sh
+
+# A real browser for the dashboard tests (tests/integration/dashboard.rs).
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+    echo "test.sh: installing chromium and chromium-driver with apt-get" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >&2
+    apt-get install -y -qq --no-install-recommends chromium chromium-driver >&2
+fi
 
 # A current ClickHouse, in-process, for the SQL dialect check (tests/dialect/).
 CHDB_VERSION=4.4.0

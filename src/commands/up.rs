@@ -128,6 +128,11 @@ pub async fn run(args: UpArgs, ctx: &Ctx) -> Result<ExitCode, CommandError> {
         "Credentials: {} (readable by you only)",
         ctx.credentials_path.display()
     );
+    println!(
+        "Next: `findemo generate` to write transactions, `findemo dashboard` to watch them \
+         live on http://127.0.0.1:{}/",
+        config.dashboard_port
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -3,12 +3,17 @@
 #
 # Read (generically): KAFKA_LISTENERS, KAFKA_ADVERTISED_LISTENERS,
 # KAFKA_INTER_BROKER_LISTENER_NAME (default PLAINTEXT), KAFKA_CONTROLLER_LISTENER_NAMES
-# (default CONTROLLER), CLUSTER_ID. tansu advertises a single listener, so it serves the
-# inter-broker listener (advertised as that listener's KAFKA_ADVERTISED_LISTENERS entry)
-# and every other non-controller listener port is forwarded to it with socat.
-# Other KAFKA_* settings (node id, roles, quorum voters, log dirs, heap, replication
-# factors) have no tansu equivalent and are accepted and ignored.
-# TANSU_STORAGE_ENGINE overrides the storage (default memory://tansu/).
+# (default CONTROLLER), CLUSTER_ID, KAFKA_LOG_DIRS. tansu advertises a single listener, so
+# it serves the inter-broker listener (advertised as that listener's
+# KAFKA_ADVERTISED_LISTENERS entry) and every other non-controller listener is served by
+# `tansu proxy`, which rewrites metadata answers to that listener's own advertised
+# address (as apache/kafka's PLAINTEXT_HOST listener does), so host clients are handed
+# an address they can reach.
+# Storage: tansu's SQLite engine in KAFKA_LOG_DIRS (default /var/lib/kafka/data), so
+# topics, records and group offsets survive a restart and offsets are exact.
+# TANSU_STORAGE_ENGINE overrides it (memory://tansu/: faster, but see README.md).
+# Other KAFKA_* settings (node id, roles, quorum voters, heap, replication factors)
+# have no tansu equivalent and are accepted and ignored.
 # With arguments, they are exec'd instead.
 set -euo pipefail
 
@@ -23,7 +28,12 @@ listeners=${KAFKA_LISTENERS:-PLAINTEXT://:9092}
 advertised=${KAFKA_ADVERTISED_LISTENERS:-}
 inter=${KAFKA_INTER_BROKER_LISTENER_NAME:-PLAINTEXT}
 controllers=",${KAFKA_CONTROLLER_LISTENER_NAMES:-CONTROLLER},"
-storage=${TANSU_STORAGE_ENGINE:-memory://tansu/}
+storage=${TANSU_STORAGE_ENGINE:-sqlite://tansu.db}
+data=${KAFKA_LOG_DIRS:-/var/lib/kafka/data}
+data=${data%%,*}
+mkdir -p "$data"
+# tansu resolves a sqlite:// path against its working directory.
+cd "$data"
 
 declare -A host=() port=() adv=()
 names=()
@@ -64,11 +74,12 @@ for name in "${names[@]}"; do
     [ "$name" = "$inter" ] && continue
     case "$controllers" in *",$name,"*) continue ;; esac
     p=${port[$name]}
-    bind=${host[$name]}
-    opts="TCP-LISTEN:$p,fork,reuseaddr"
-    [ -n "$bind" ] && [ "$bind" != 0.0.0.0 ] && opts="$opts,bind=$bind"
-    log "listener $name: port $p forwarded to $inter (127.0.0.1:$main_port)"
-    socat "$opts" "TCP:127.0.0.1:$main_port" &
+    bind=${host[$name]:-0.0.0.0}
+    a=${adv[$name]:-$(hostname):$p}
+    case "$a" in :*) a="$(hostname)$a" ;; esac
+    log "listener $name: tansu proxy on $bind:$p, advertised as $a, to $inter (127.0.0.1:$main_port)"
+    tansu proxy --listener-url "tcp://$bind:$p" --advertised-listener-url "tcp://$a" \
+        --origin-url "tcp://127.0.0.1:$main_port" &
 done
 
 args=(broker
@@ -78,5 +89,5 @@ args=(broker
 [ -n "${CLUSTER_ID:-}" ] && args+=("--cluster-id=$CLUSTER_ID")
 
 log "$(tansu --version 2>/dev/null | head -n 1): listener $inter on $main_host:$main_port, advertised as $main_adv, storage $storage"
-# exec: tansu is PID 1 and stops on SIGTERM/SIGINT (socat children die with the container).
+# exec: tansu is PID 1 and stops on SIGTERM/SIGINT (the proxies die with the container).
 exec tansu "${args[@]}"
