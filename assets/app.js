@@ -655,8 +655,8 @@
       h('div', { class: 'view-head' }, h('h1', null, 'Analytics'), h('span', { class: 'sub' }, 'current rows in silver, with gold aggregates')),
       h('nav', { class: 'tabs' }, Object.keys(TABS).map((t) => h('a', { href: '#/analytics/' + t, 'data-tab': t, class: t === tab ? 'active' : null }, TABS[t].title))),
       h('section', { class: 'card' },
-        h('div', { class: 'toolbar' }, search, selects, chips),
-        err, h('div', { class: 'table-wrap' }, table), h('div', { class: 'pager' }, elapsed, info, prev, next)));
+        h('div', { class: 'toolbar' }, search, selects, chips, h('div', { class: 'pager' }, elapsed, info, prev, next)),
+        err, h('div', { class: 'table-wrap' }, table)));
     main.append(root);
 
     let timer = 0, ctrl = null;
@@ -730,12 +730,13 @@
     const cols = [
       { label: 'Op', cell: (e) => badge((OPS[e.op] || [str(e.op)])[0], (OPS[e.op] || [])[1]) },
       { label: 'LSN', num: 1, cell: (e) => h('span', { class: 'mono' }, str(e.lsn)) },
-      { label: 'Source time', cell: (e) => fmtDateTime(num(e.source_ts_ms) / 1000, true) },
-      { label: 'Ingested', cell: (e) => fmtDateTime(e.ingested_at) },
+      { label: 'Source time', cell: (e) => clock(num(e.source_ts_ms) == null ? null : e.source_ts_ms / 1000, true) },
+      { label: 'Ingested', cell: (e) => clock(e.ingested_at, false) },
       { label: 'Delay', num: 1, title: 'ingested_at − source time', cell: (e) => (num(e.ingested_at) == null || num(e.source_ts_ms) == null ? '—' : fmtSecs(Math.max(0, e.ingested_at - e.source_ts_ms / 1000))) },
-      ...EVENT_FIELDS.map((f) => ({ label: f.replace('_', ' '), num: f === 'amount', cell: (e) => str(e[f]), cls: (e, i) => changed(i, f) })),
+      ...EVENT_FIELDS.map((f) => ({ label: f === 'merchant_id' ? 'merchant' : f, num: f === 'amount', cell: (e) => str(e[f]), cls: (e, i) => changed(i, f) })),
     ];
     let list = [];
+    const clock = (unix, ms) => { const t = fmtDateTime(unix, ms); return h('span', { title: t }, t.length > 11 ? t.slice(11) : t); };
     const changed = (i, f) => (i > 0 && str(list[i][f]) !== str(list[i - 1][f]) ? 'changed' : '');
 
     async function load() {
