@@ -1,6 +1,7 @@
 //! A batch: a contiguous range of sequence numbers turned into what one database
 //! transaction writes. New transactions as a PostgreSQL binary COPY stream (encoded
-//! here, on the generator's thread, so the writer only moves bytes), the earlier
+//! here, on the generator's thread, so the writer only moves bytes; the writer loads
+//! it into a staging table or, opted in, straight into the table), the earlier
 //! pending transactions this batch settles, the earlier ones it deletes, and FX rates
 //! for days the batch reaches first.
 
@@ -11,9 +12,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 use super::clock::{self, PG_EPOCH_UNIX_US};
 use super::data::{self, Status, Tx, TxGenerator};
 
-/// The COPY statement matching [`encode_tx`]'s field order.
-pub const COPY_SQL: &str = "COPY raw_transactions (transaction_id, account_id, \"timestamp\", \
-     amount, currency, merchant_id, status, ip, device_id) FROM STDIN (FORMAT binary)";
+/// The columns of `raw_transactions` in [`encode_tx`]'s field order.
+pub const COLUMNS: &str =
+    "transaction_id, account_id, \"timestamp\", amount, currency, merchant_id, status, ip, device_id";
 
 /// Everything one database transaction writes.
 #[derive(Debug, Clone, PartialEq)]

@@ -9,7 +9,8 @@
 //!
 //! - `data`: the world (pools) and transactions; `rng`, `clock`: their building blocks.
 //! - `batch`: a range of transactions as one write; `rate`: pacing.
-//! - `writer`: PostgreSQL, with retries and reconnects.
+//! - `writer`: PostgreSQL, with retries and reconnects; one WAL record per row by
+//!   default (see [`crate::config::WriteMethod`]).
 
 mod batch;
 mod clock;
@@ -196,7 +197,7 @@ impl Session {
         plan: Plan,
     ) -> Result<Session, GenerateError> {
         let gc = plan.config.clone();
-        let mut writer = Writer::open(config, creds, gc.seed, gc.retry).await?;
+        let mut writer = Writer::open(config, creds, gc.seed, gc.retry, gc.write).await?;
         let next_seq = writer.next_seq().await?;
         let (world, accounts, merchants, ips) = tokio::task::spawn_blocking(move || {
             let world = World::new(&gc);

@@ -3,6 +3,13 @@
 //! the seed's progress row. That row is the whole crash-safety story: whatever
 //! happened to the process or the connection, the row says exactly which batches are
 //! committed, so a retry or a re-run continues there without loss or duplicates.
+//!
+//! New transactions go in one of two ways ([`WriteMethod`]). By default the batch's
+//! binary COPY stream fills a temporary staging table (created on every connection;
+//! temporary tables write no WAL) and one `INSERT ... SELECT` moves the rows into
+//! `raw_transactions`, which logs one heap-insert WAL record per row. A plain `COPY`
+//! into the table (opt-in) logs multi-insert records, many rows at one WAL position,
+//! which released Debezium connectors cannot resume in the middle of.
 
 use std::time::{Duration, Instant};
 
@@ -11,10 +18,10 @@ use tokio::sync::watch;
 use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use tokio_postgres::{Client, Statement};
 
-use super::batch::{Batch, COPY_SQL};
+use super::batch::{Batch, COLUMNS};
 use super::data::{AccountRow, Currency, IpRow, MerchantRow};
 use super::{clock, data, stopped, GenerateError, Observer};
-use crate::config::Config;
+use crate::config::{Config, WriteMethod};
 use crate::postgres::PgError;
 use crate::state::Credentials;
 
@@ -81,12 +88,31 @@ pub struct ReferenceCounts {
     pub fx_rates: Counted,
 }
 
+/// The per-connection staging table of [`WriteMethod::Insert`]. Temporary, so it
+/// writes no WAL and is gone with the connection; emptied at every commit.
+const STAGING_SQL: &str = "CREATE TEMPORARY TABLE findemo_staging (LIKE raw_transactions) \
+     ON COMMIT DELETE ROWS";
+
+/// The COPY statement that loads a batch's rows into `table`.
+fn copy_sql(table: &str) -> String {
+    format!("COPY {table} ({COLUMNS}) FROM STDIN (FORMAT binary)")
+}
+
+/// The statement that moves staged rows into `raw_transactions`, one heap insert (and
+/// one WAL record) per row.
+fn move_staged_sql() -> String {
+    format!("INSERT INTO raw_transactions ({COLUMNS}) SELECT {COLUMNS} FROM findemo_staging")
+}
+
 /// One connection and its prepared statements.
 struct Conn {
     client: Client,
     advance: Statement,
     next: Statement,
+    /// COPY into `raw_transactions`, or into the staging table.
     copy: Statement,
+    /// Staging to `raw_transactions` (with [`WriteMethod::Insert`]).
+    move_staged: Option<Statement>,
     settle: Statement,
     delete: Statement,
     fx: Statement,
@@ -110,17 +136,34 @@ async fn connect(config: &Config, creds: &Credentials, seed: u64) -> Result<Clie
 }
 
 impl Conn {
-    async fn prepare(client: Client) -> Result<Conn, GenerateError> {
-        let prepare = |sql: &'static str| {
+    async fn prepare(client: Client, method: WriteMethod) -> Result<Conn, GenerateError> {
+        let (copy, move_staged) = match method {
+            WriteMethod::Copy => (copy_sql("raw_transactions"), None),
+            WriteMethod::Insert => {
+                // A new connection has no temporary tables: make it here, every time.
+                client
+                    .batch_execute(STAGING_SQL)
+                    .await
+                    .map_err(|e| query_error("create the staging table", &e))?;
+                (copy_sql("findemo_staging"), Some(move_staged_sql()))
+            }
+        };
+        let prepare = |sql: &str| {
             let client = &client;
+            let sql = sql.to_string();
             async move {
                 client
-                    .prepare(sql)
+                    .prepare(&sql)
                     .await
                     .map_err(|e| query_error("prepare statements", &e))
             }
         };
+        let move_staged = match move_staged {
+            Some(sql) => Some(prepare(&sql).await?),
+            None => None,
+        };
         Ok(Conn {
+            move_staged,
             advance: prepare(
                 "UPDATE findemo_generator_progress SET next_seq = $3, updated_at = now() \
                  WHERE seed = $1 AND next_seq = $2",
@@ -128,7 +171,7 @@ impl Conn {
             .await?,
             next: prepare("SELECT next_seq FROM findemo_generator_progress WHERE seed = $1")
                 .await?,
-            copy: prepare(COPY_SQL).await?,
+            copy: prepare(&copy).await?,
             settle: prepare(
                 "UPDATE raw_transactions AS t SET status = v.status \
                  FROM unnest($1::uuid[], $2::text[]) AS v(id, status) \
@@ -147,8 +190,13 @@ impl Conn {
         })
     }
 
-    async fn open(config: &Config, creds: &Credentials, seed: u64) -> Result<Conn, GenerateError> {
-        Conn::prepare(connect(config, creds, seed).await?).await
+    async fn open(
+        config: &Config,
+        creds: &Credentials,
+        seed: u64,
+        method: WriteMethod,
+    ) -> Result<Conn, GenerateError> {
+        Conn::prepare(connect(config, creds, seed).await?, method).await
     }
 
     async fn next_seq(&self, seed: i64) -> Result<u64, tokio_postgres::Error> {
@@ -204,6 +252,7 @@ pub struct Writer {
     creds: Credentials,
     seed: u64,
     retry_for: Duration,
+    method: WriteMethod,
     conn: Option<Conn>,
 }
 
@@ -215,6 +264,7 @@ impl Writer {
         creds: &Credentials,
         seed: u64,
         retry_for: Duration,
+        method: WriteMethod,
     ) -> Result<Writer, GenerateError> {
         let client = connect(config, creds, seed).await?;
         let q = |what: &'static str| move |e: tokio_postgres::Error| query_error(what, &e);
@@ -245,7 +295,8 @@ impl Writer {
             creds: creds.clone(),
             seed,
             retry_for,
-            conn: Some(Conn::prepare(client).await?),
+            method,
+            conn: Some(Conn::prepare(client, method).await?),
         })
     }
 
@@ -261,7 +312,7 @@ impl Writer {
     async fn conn(&mut self) -> Result<&mut Conn, GenerateError> {
         let conn = match self.conn.take() {
             Some(conn) => conn,
-            None => Conn::open(&self.config, &self.creds, self.seed).await?,
+            None => Conn::open(&self.config, &self.creds, self.seed, self.method).await?,
         };
         Ok(self.conn.insert(conn))
     }
@@ -417,7 +468,7 @@ impl Writer {
     async fn try_write(&mut self, batch: &Batch) -> Result<Written, Attempt> {
         let mut conn = match self.conn.take() {
             Some(conn) => conn,
-            None => match Conn::open(&self.config, &self.creds, self.seed).await {
+            None => match Conn::open(&self.config, &self.creds, self.seed, self.method).await {
                 Ok(conn) => conn,
                 Err(GenerateError::Postgres(PgError::Connect { endpoint, reason })) => {
                     return Err(Attempt::Transient(format!(
@@ -446,6 +497,7 @@ async fn write_batch(conn: &mut Conn, seed_u64: u64, batch: &Batch) -> Result<Wr
         advance,
         next,
         copy,
+        move_staged,
         settle,
         delete,
         fx,
@@ -495,11 +547,17 @@ async fn write_batch(conn: &mut Conn, seed_u64: u64, batch: &Batch) -> Result<Wr
     sink.send(batch.copy.clone())
         .await
         .map_err(attempt_error("COPY transactions"))?;
-    let inserted = sink
+    let mut inserted = sink
         .as_mut()
         .finish()
         .await
         .map_err(attempt_error("COPY transactions"))?;
+    if let Some(move_staged) = move_staged {
+        inserted = tx
+            .execute(&*move_staged, &[])
+            .await
+            .map_err(attempt_error("insert staged transactions"))?;
+    }
     let mut settled = 0;
     if !batch.settle.is_empty() {
         let ids: Vec<PgUuid> = batch.settle.iter().map(|(id, _)| PgUuid(*id)).collect();

@@ -1,26 +1,13 @@
 //! `findemo generate` on a real stack: reproducible, resumable and shaped by the pools;
 //! exact after a PostgreSQL restart and after SIGKILL; clear about bad input.
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::{docker, postgres, rt, Bed};
+use crate::harness::{docker, pg_query as query, postgres, rt, Bed};
 
 /// Every column of every transaction, as one fingerprint.
 const FINGERPRINT: &str =
     "SELECT coalesce(md5(string_agg(t::text, '|' ORDER BY transaction_id)), '') FROM raw_transactions t";
-
-/// The single value `sql` returns.
-fn query<T: for<'a> tokio_postgres::types::FromSql<'a>>(bed: &Bed, sql: &str) -> T {
-    rt().block_on(async {
-        postgres(bed)
-            .await
-            .query_one(sql, &[])
-            .await
-            .unwrap()
-            .get(0)
-    })
-}
 
 fn execute(bed: &Bed, sql: &str) {
     rt().block_on(async { postgres(bed).await.batch_execute(sql).await.unwrap() })
@@ -32,29 +19,6 @@ fn forget_transactions(bed: &Bed) {
         bed,
         "DELETE FROM raw_transactions; DELETE FROM findemo_generator_progress",
     );
-}
-
-/// Adds a `generator:` section to the bed's demo.yaml.
-fn configure(bed: &Bed, section: &str) {
-    let mut yaml = std::fs::read_to_string(bed.config_path()).unwrap();
-    yaml.push_str(section);
-    std::fs::write(bed.config_path(), yaml).unwrap();
-}
-
-/// Starts `findemo ARGS` in the background, as `Bed::run` would run it.
-fn spawn(bed: &Bed, args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_findemo"))
-        .current_dir(bed.dir.path())
-        .env("FINDEMO_STATE_DIR", bed.state_dir())
-        .env_remove("FINDEMO_STACK")
-        .env_remove("FINDEMO_CONFIG")
-        .arg("-c")
-        .arg(bed.config_path())
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start findemo")
 }
 
 /// Waits until seed 11 has at least `rows` committed transactions: the run is under way.
@@ -109,7 +73,7 @@ fn bad_input_is_refused_clearly() {
 
     // A pool of zero in demo.yaml.
     let yaml = std::fs::read_to_string(bed.config_path()).unwrap();
-    configure(&bed, "generator:\n  merchants: 0\n");
+    bed.configure("generator:\n  merchants: 0\n");
     bed.run(&["generate"])
         .failure()
         .stderr_has("generator.merchants (--merchants) is 0");
@@ -142,10 +106,7 @@ fn bad_input_is_refused_clearly() {
 fn same_seed_same_rows_resumable_and_within_the_pools() {
     let bed = Bed::new("gen");
     bed.run(&["up"]).success();
-    configure(
-        &bed,
-        "generator:\n  settle_after: 200\n  delete_after: 400\n  delete_share: 0.02\n",
-    );
+    bed.configure("generator:\n  settle_after: 200\n  delete_after: 400\n  delete_share: 0.02\n");
     let args = |count: &'static str| {
         [
             "generate",
@@ -283,7 +244,7 @@ fn exact_after_postgres_restart_and_after_sigkill() {
 
     // PostgreSQL restarts in the middle of a run: the run retries and completes.
     forget_transactions(&bed);
-    let child = spawn(&bed, &args);
+    let child = bed.spawn(&args);
     wait_for_progress(&bed, 1_000);
     rt().block_on(async {
         docker()
@@ -312,7 +273,7 @@ fn exact_after_postgres_restart_and_after_sigkill() {
 
     // SIGKILL in the middle of a run, then the same command again.
     forget_transactions(&bed);
-    let mut child = spawn(&bed, &args);
+    let mut child = bed.spawn(&args);
     wait_for_progress(&bed, 2_000);
     child.kill().unwrap();
     child.wait().unwrap();

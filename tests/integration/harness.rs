@@ -2,7 +2,7 @@
 //! directory, a demo.yaml pointing at the test-bed images, and a way to run the binary.
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use bollard::Docker;
@@ -56,8 +56,8 @@ impl Bed {
         self.ports[i]
     }
 
-    /// Runs `findemo -c demo.yaml ARGS` in the bed's directory.
-    pub fn run(&self, args: &[&str]) -> Run {
+    /// `findemo -c demo.yaml ARGS` in the bed's directory, not started yet.
+    fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_findemo"));
         cmd.current_dir(self.dir.path())
             .env("FINDEMO_STATE_DIR", self.state_dir())
@@ -66,7 +66,29 @@ impl Bed {
             .arg("-c")
             .arg(self.config_path())
             .args(args);
-        Run::of(cmd)
+        cmd
+    }
+
+    /// Runs `findemo -c demo.yaml ARGS` in the bed's directory.
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::of(self.command(args))
+    }
+
+    /// Starts `findemo ARGS` in the background, as [`Bed::run`] would run it.
+    pub fn spawn(&self, args: &[&str]) -> Child {
+        self.command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start findemo")
+    }
+
+    /// Adds `section` (a top-level demo.yaml section, such as `generator:`) to the
+    /// bed's demo.yaml.
+    pub fn configure(&self, section: &str) {
+        let mut yaml = std::fs::read_to_string(self.config_path()).expect("read demo.yaml");
+        yaml.push_str(section);
+        std::fs::write(self.config_path(), yaml).expect("write demo.yaml");
     }
 
     /// The credentials file `up` wrote, parsed.
@@ -247,4 +269,41 @@ pub async fn postgres(bed: &Bed) -> tokio_postgres::Client {
         .expect("connect to postgres");
     tokio::spawn(conn);
     client
+}
+
+/// The single value `sql` returns in the stack's PostgreSQL.
+pub fn pg_query<T: for<'a> tokio_postgres::types::FromSql<'a>>(bed: &Bed, sql: &str) -> T {
+    rt().block_on(async {
+        postgres(bed)
+            .await
+            .query_one(sql, &[])
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .get(0)
+    })
+}
+
+/// ClickHouse query through its HTTP port, as the stack's user: the trimmed answer.
+pub fn clickhouse(bed: &Bed, sql: &str) -> String {
+    let creds = bed.credentials();
+    rt().block_on(async {
+        let response = reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{}/", bed.port("clickhouse")))
+            .header(
+                "X-ClickHouse-User",
+                creds["clickhouse_user"].as_str().expect("user"),
+            )
+            .header(
+                "X-ClickHouse-Key",
+                creds["clickhouse_password"].as_str().expect("password"),
+            )
+            .body(sql.to_string())
+            .send()
+            .await
+            .expect("ClickHouse answers");
+        let status = response.status();
+        let text = response.text().await.expect("ClickHouse's answer");
+        assert!(status.is_success(), "{sql}: {text}");
+        text.trim().to_string()
+    })
 }

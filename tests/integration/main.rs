@@ -11,3 +11,4 @@ mod errors;
 mod generate;
 mod lifecycle;
 mod pipeline;
+mod restart;

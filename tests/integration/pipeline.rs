@@ -1,32 +1,7 @@
 //! The CDC pipeline end to end on the test bed: changes written with plain SQL in
 //! PostgreSQL reach ClickHouse's silver and gold exactly, and `verify` proves it.
 
-use crate::harness::{postgres, rt, Bed};
-
-/// ClickHouse query through its HTTP port, as the stack's user.
-fn clickhouse(bed: &Bed, sql: &str) -> String {
-    let creds = bed.credentials();
-    rt().block_on(async {
-        let response = reqwest::Client::new()
-            .post(format!("http://127.0.0.1:{}/", bed.port("clickhouse")))
-            .header(
-                "X-ClickHouse-User",
-                creds["clickhouse_user"].as_str().unwrap(),
-            )
-            .header(
-                "X-ClickHouse-Key",
-                creds["clickhouse_password"].as_str().unwrap(),
-            )
-            .body(sql.to_string())
-            .send()
-            .await
-            .expect("ClickHouse answers");
-        let status = response.status();
-        let text = response.text().await.unwrap();
-        assert!(status.is_success(), "{sql}: {text}");
-        text.trim().to_string()
-    })
-}
+use crate::harness::{clickhouse, postgres, rt, Bed};
 
 const SETUP: &str = "
     INSERT INTO raw_fx_rates VALUES ('2024-05-01', 'EUR', 1), ('2024-05-01', 'USD', 0.93),
