@@ -215,7 +215,7 @@
   }
 
   /** Stacked vertical bars. slots: [{label, tip, values: {key: v}}]; keys: [{key, color}]. */
-  function stackedBars(el, slots, keys, { unit, height = 210, fmtV = fmtCompact, valueLabels = false, legend = true } = {}) {
+  function stackedBars(el, slots, keys, { unit, height = 210, fmtV = (v) => fmtCompact(v) + ' ' + unit, valueLabels = false, legend = true } = {}) {
     bindHover(el);
     el._onHover = null;
     if (!slots.length) return noData(el);
@@ -230,8 +230,8 @@
     slots.forEach((sl, i) => {
       const x = m.l + i * bw + bw * 0.12, w = Math.max(1, bw * 0.76);
       let acc = 0;
-      const tip = [sl.tip || sl.label, ...keys.filter((k) => sl.values[k.key]).map((k) => `${k.key}: ${fmtV(sl.values[k.key])} ${unit}`)];
-      if (keys.length > 1) tip.push(`total: ${fmtV(totals[i])} ${unit}`);
+      const tip = [sl.tip || sl.label, ...keys.filter((k) => sl.values[k.key]).map((k) => `${k.key}: ${fmtV(sl.values[k.key])}`)];
+      if (keys.length > 1) tip.push(`total: ${fmtV(totals[i])}`);
       for (const k of keys) {
         const v = num(sl.values[k.key]) || 0;
         if (!v) continue;
@@ -332,6 +332,7 @@
     const el = $('#live-state');
     el.textContent = ok ? 'live' : 'reconnecting…';
     el.dataset.live = String(ok);
+    document.body.classList.toggle('offline', !ok);
   }
   function renderStatus() {
     const o = live.overview;
@@ -416,10 +417,9 @@
 
     function render() {
       const o = live.overview;
-      if (!o) return;
+      if (!o) return Object.values(el).forEach((c) => noData(c, 'waiting for the live stream…'));
       root.classList.toggle('stale', !!o.error);
-      const d = o.error ? live.goodOverview : o;
-      if (!d) return;
+      const d = o.error ? live.goodOverview || o : o; // keep the last good figures, greyed
       setAgo(root, d.at);
       const k = d.kpis || {};
       KPIS.forEach(([key, , fmt], i) => {
@@ -854,7 +854,7 @@
     const history = loadHistory();
     const initial = history.length ? str(history[0].sql) : EXAMPLES[0][1];
     const pre = h('pre', { class: 'hl', 'aria-hidden': 'true' });
-    const ta = h('textarea', { id: 'sql-input', spellcheck: 'false', autocomplete: 'off', autocapitalize: 'off', 'aria-label': 'SQL query', value: initial });
+    const ta = h('textarea', { id: 'sql-input', spellcheck: 'false', autocomplete: 'off', autocapitalize: 'off', wrap: 'off', 'aria-label': 'SQL query', value: initial });
     const run = h('button', { id: 'sql-run', class: 'btn primary', type: 'button' }, 'Run');
     const csvBtn = h('button', { id: 'sql-csv', class: 'btn', type: 'button', disabled: true }, 'Export CSV');
     const errEl = h('div', { id: 'sql-error', class: 'error-box', role: 'alert', hidden: true });
