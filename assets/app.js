@@ -833,11 +833,11 @@
     while (j < src.length && /[A-Za-z0-9_]/.test(src[i]) && /[A-Za-z0-9_]/.test(src[j])) j++;
     return [i, j];
   }
-  /** RFC 4180 CSV of the shown result; cells starting with = + - @ get a leading ' so spreadsheets do not run them. */
+  /** RFC 4180 CSV of the shown result; a cell starting with = + - @ (a plain number aside) gets a leading ' so spreadsheets do not run it. */
   function toCsv(columns, rows) {
     const cell = (v) => {
       let t = v == null ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v);
-      if (/^[=+\-@]/.test(t)) t = "'" + t;
+      if (/^[=+\-@]/.test(t) && !/^[+-]?\d+(\.\d+)?([eE][+-]?\d+)?$/.test(t)) t = "'" + t;
       return /[",\r\n]/.test(t) ? '"' + t.replace(/"/g, '""') + '"' : t;
     };
     return [columns.map((c) => cell(c.name)), ...rows.map((r) => r.map(cell))].map((r) => r.join(',')).join('\r\n') + '\r\n';

@@ -4,6 +4,8 @@
 # restart of its container with its data on a volume, as findemo runs it.
 #
 # Usage: bash tests/testbed/conformance.sh   (after build.sh; tests/test.sh runs it)
+# TANSU_STORAGE_ENGINE=memory://tansu/ runs it on tansu's in-memory engine instead,
+# which breaks promises 1 to 3.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -15,7 +17,7 @@ VENV="$CACHE/kafka-venv"
 
 die() { echo "conformance.sh: error: $*" >&2; exit 1; }
 
-if ! "$VENV/bin/python" -c "import confluent_kafka, sys; sys.exit(confluent_kafka.version()[0] != '$CONFLUENT_KAFKA_VERSION')" 2>/dev/null; then
+if ! "$VENV/bin/python" -c "import confluent_kafka, sys; sys.exit(confluent_kafka.version() != '$CONFLUENT_KAFKA_VERSION')" 2>/dev/null; then
     echo "conformance.sh: installing confluent-kafka $CONFLUENT_KAFKA_VERSION into $VENV" >&2
     rm -rf "$VENV"
     python3 -m venv "$VENV"
@@ -34,7 +36,7 @@ docker run -d --name "$NAME" --hostname kafka -p "127.0.0.1:$port:$port" -v "$NA
     -e KAFKA_LISTENERS="PLAINTEXT://:29092,CONTROLLER://:29093,PLAINTEXT_HOST://:$port" \
     -e KAFKA_ADVERTISED_LISTENERS="PLAINTEXT://kafka:29092,PLAINTEXT_HOST://localhost:$port" \
     -e KAFKA_CONTROLLER_LISTENER_NAMES=CONTROLLER -e KAFKA_LOG_DIRS=/var/lib/kafka/data \
-    -e CLUSTER_ID=conformanceAAAAAAAAAAA \
+    -e CLUSTER_ID=conformanceAAAAAAAAAAA ${TANSU_STORAGE_ENGINE:+-e TANSU_STORAGE_ENGINE=$TANSU_STORAGE_ENGINE} \
     "$IMAGE" >/dev/null || die "cannot start $IMAGE"
 
 wait_ready() {
