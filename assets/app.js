@@ -11,6 +11,8 @@
     for (const [k, v] of Object.entries(attrs || {})) {
       if (v == null || v === false) continue;
       if (k === 'text') el.textContent = String(v);
+      // Through the CSSOM: the page's Content-Security-Policy refuses style attributes.
+      else if (k === 'style') el.style.cssText = String(v);
       else if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2), v);
       else if (PROPS.has(k)) el[k] = v;
       else el.setAttribute(k, v === true ? '' : String(v));
@@ -340,7 +342,7 @@
     $('#services').replaceChildren(...services.map((sv) =>
       h('span', { class: 'svc' + (sv.up ? '' : ' down'), title: str(sv.detail) }, str(sv.name))));
     const lines = [];
-    if (o && o.error) lines.push('ClickHouse: ' + o.error + ' — reconnecting');
+    if (o && o.error) lines.push((/^ClickHouse\b/.test(o.error) ? '' : 'ClickHouse: ') + o.error + ' — retrying every second');
     const down = services.filter((sv) => !sv.up);
     if (down.length) lines.push('Down: ' + down.map((sv) => str(sv.name) + (sv.detail ? ' (' + sv.detail + ')' : '')).join('; '));
     const alert = $('#service-alert');

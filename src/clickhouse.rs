@@ -94,7 +94,9 @@ impl ClickHouse {
                 .with_url(base.trim_end_matches('/'))
                 .with_user(&creds.clickhouse_user)
                 .with_password(&creds.clickhouse_password)
-                .with_validation(false),
+                .with_validation(false)
+                // What the dashboard reads shows in system.query_log (bench/dashboard.sh).
+                .with_setting("log_queries", "1"),
             base,
             user: creds.clickhouse_user.clone(),
             password: creds.clickhouse_password.clone(),
@@ -121,9 +123,13 @@ impl ClickHouse {
                 endpoint: self.base.clone(),
                 reason: e.to_string(),
             },
+            clickhouse::error::Error::BadResponse(text) => ChError::Query {
+                what: what.to_string(),
+                message: server_message(&text),
+            },
             other => ChError::Query {
                 what: what.to_string(),
-                message: server_message(&other.to_string()),
+                message: other.to_string(),
             },
         })
     }

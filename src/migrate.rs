@@ -47,6 +47,7 @@ impl PipelineFiles {
                 "sql/clickhouse/0001_bronze.sql",
                 "sql/clickhouse/0002_silver.sql",
                 "sql/clickhouse/0003_gold.sql",
+                "sql/clickhouse/0004_dashboard.sql",
             ],
             connector: builtin!["connectors/postgres-source.json"].remove(0),
         }

@@ -50,15 +50,17 @@ pub fn start(
     Refreshers,
 ) {
     let (overview_tx, overview_rx) = watch::channel(Arc::<str>::from(""));
+    let overview_tx = Arc::new(overview_tx);
     let (pipeline_tx, pipeline_rx) = watch::channel(Arc::<str>::from(""));
     let (services_tx, services_rx) = watch::channel(Vec::<ServiceState>::new());
     let mut tasks = JoinSet::new();
-    tasks.spawn(overview_loop(ch.clone(), services_rx, overview_tx));
+    tasks.spawn(overview_loop(ch.clone(), services_rx, overview_tx.clone()));
     tasks.spawn(pipeline_loop(
         config.clone(),
         creds.clone(),
         ch.clone(),
         services_tx,
+        overview_tx,
         pipeline_tx,
     ));
     (overview_rx, pipeline_rx, Refreshers(tasks))
@@ -128,9 +130,9 @@ fn now_secs() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Waits until a page listens (a receiver besides the server's own).
-async fn until_listened(tx: &watch::Sender<Arc<str>>) {
-    while tx.receiver_count() <= 1 {
+/// Waits until a page listens to one of `txs` (a receiver besides the server's own).
+async fn until_listened(txs: &[&watch::Sender<Arc<str>>]) {
+    while txs.iter().all(|tx| tx.receiver_count() <= 1) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -346,13 +348,13 @@ async fn read_overview(ch: &ClickHouse, overview: &mut Overview) -> Result<(), C
 async fn overview_loop(
     ch: ClickHouse,
     services: watch::Receiver<Vec<ServiceState>>,
-    tx: watch::Sender<Arc<str>>,
+    tx: Arc<watch::Sender<Arc<str>>>,
 ) {
     let mut overview = Overview::default();
     let mut tick = tokio::time::interval(OVERVIEW_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        until_listened(&tx).await;
+        until_listened(&[&tx]).await;
         tick.tick().await;
         overview.error = read_overview(&ch, &mut overview)
             .await
@@ -451,6 +453,7 @@ async fn pipeline_loop(
     creds: Credentials,
     ch: ClickHouse,
     services_tx: watch::Sender<Vec<ServiceState>>,
+    overview_tx: Arc<watch::Sender<Arc<str>>>,
     tx: watch::Sender<Arc<str>>,
 ) {
     let connect = ConnectClient::new(config.service(Service::Connect).port);
@@ -461,9 +464,7 @@ async fn pipeline_loop(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         // The overview's service strip needs the probes too, so run while either listens.
-        while tx.receiver_count() <= 1 && services_tx.receiver_count() == 0 {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        until_listened(&[&tx, &overview_tx]).await;
         tick.tick().await;
 
         let probes = Service::ALL.map(|service| {

@@ -44,7 +44,8 @@ impl Dashboard {
 
     /// Ctrl-C: the server stops by itself, open pages and all, with exit code 0.
     fn stop(mut self) {
-        interrupt(&mut self.child);
+        let status = interrupt(&mut self.child);
+        assert!(status.success(), "dashboard exited with {status} after Ctrl-C");
     }
 }
 
@@ -55,7 +56,8 @@ impl Drop for Dashboard {
     }
 }
 
-fn interrupt(child: &mut Child) {
+/// Sends SIGINT (Ctrl-C) and waits up to 10 s for the process to end.
+fn interrupt(child: &mut Child) -> std::process::ExitStatus {
     let pid = child.id() as i32;
     // SAFETY: sending a signal to a child we started and have not reaped.
     unsafe {
@@ -64,12 +66,11 @@ fn interrupt(child: &mut Child) {
     let started = Instant::now();
     loop {
         if let Some(status) = child.try_wait().expect("wait") {
-            assert!(status.success(), "dashboard exited with {status} after Ctrl-C");
-            return;
+            return status;
         }
         assert!(
             started.elapsed() < Duration::from_secs(10),
-            "dashboard still running 10 s after Ctrl-C"
+            "still running 10 s after Ctrl-C"
         );
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -271,11 +272,11 @@ fn dashboard_in_a_browser() {
     browser.screenshot("sql-refused");
 
     // The API says the same without a browser: bad SQL with its position, the row cap.
-    let (status, body) = dash.post("/api/sql", json!({"sql": "SELEC 1"}));
+    let (status, body) = dash.post("api/sql", json!({"sql": "SELEC 1"}));
     assert_eq!(status, 400, "{body}");
     assert!(body["error"].as_str().unwrap_or("").contains("Syntax error"), "{body}");
     assert!(body["position"].is_number(), "{body}");
-    let (status, body) = dash.post("/api/sql", json!({"sql": "SELECT number FROM system.numbers LIMIT 20000"}));
+    let (status, body) = dash.post("api/sql", json!({"sql": "SELECT number FROM system.numbers LIMIT 20000"}));
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["truncated"], true, "{body}");
     assert_eq!(body["rows"].as_array().map(Vec::len), Some(10_000));
