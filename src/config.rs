@@ -236,6 +236,18 @@ fn validate(raw: RawConfig, source: String, ov: &Overrides) -> Result<Config, Co
         if port == 0 {
             return Err(invalid(format!("services.{service}.port must not be 0")));
         }
+        // The broker's host listener shares the container with its inner ones.
+        let inner = [
+            crate::service::KAFKA_INTERNAL_PORT,
+            crate::service::KAFKA_CONTROLLER_PORT,
+        ];
+        if service == Service::Kafka && inner.contains(&port) {
+            return Err(invalid(format!(
+                "services.kafka.port {port} is taken inside the broker's container by its \
+                 internal listeners ({} and {}); pick another",
+                inner[0], inner[1]
+            )));
+        }
         let image = raw
             .image
             .unwrap_or_else(|| service.default_image().to_string());
@@ -716,6 +728,8 @@ mod tests {
         assert!(err.to_string().contains("both 5432"), "{err}");
         assert!(parse("stack: Bad_Name\n").is_err());
         assert!(parse("services:\n  kafka: {port: 0}\n").is_err());
+        let err = parse("services:\n  kafka: {port: 29092}\n").unwrap_err();
+        assert!(err.to_string().contains("internal listeners"), "{err}");
     }
 
     #[test]

@@ -14,6 +14,8 @@ use crate::state::Credentials;
 
 /// Port the Kafka broker listens on inside the network (`kafka:29092`).
 pub const KAFKA_INTERNAL_PORT: u16 = 29092;
+/// Port of the broker's KRaft controller listener, inside the container.
+pub const KAFKA_CONTROLLER_PORT: u16 = 29093;
 /// The database the pipeline lives in.
 pub const POSTGRES_DB: &str = "financial";
 /// ClickHouse server settings findemo adds (valid on 18.16 and current releases).
@@ -138,7 +140,7 @@ impl Service {
                 set(
                     "KAFKA_LISTENERS",
                     &format!(
-                        "PLAINTEXT://:{KAFKA_INTERNAL_PORT},CONTROLLER://:29093,PLAINTEXT_HOST://:{hp}"
+                        "PLAINTEXT://:{KAFKA_INTERNAL_PORT},CONTROLLER://:{KAFKA_CONTROLLER_PORT},PLAINTEXT_HOST://:{hp}"
                     ),
                 );
                 set(
@@ -152,7 +154,10 @@ impl Service {
                     "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,PLAINTEXT_HOST:PLAINTEXT",
                 );
                 set("KAFKA_CONTROLLER_LISTENER_NAMES", "CONTROLLER");
-                set("KAFKA_CONTROLLER_QUORUM_VOTERS", "1@kafka:29093");
+                set(
+                    "KAFKA_CONTROLLER_QUORUM_VOTERS",
+                    &format!("1@kafka:{KAFKA_CONTROLLER_PORT}"),
+                );
                 set("KAFKA_INTER_BROKER_LISTENER_NAME", "PLAINTEXT");
                 set("CLUSTER_ID", &creds.kafka_cluster_id);
                 set("KAFKA_LOG_DIRS", "/var/lib/kafka/data");
