@@ -290,7 +290,7 @@ fn print_report(report: &Report) {
 }
 
 /// An exact decimal as an integer count of 10^-8 units: "12.5" -> 1_250_000_000.
-fn decimal(text: &str) -> Option<i128> {
+pub(crate) fn decimal(text: &str) -> Option<i128> {
     let text = text.trim();
     let (negative, digits) = match text.strip_prefix('-') {
         Some(rest) => (true, rest),

@@ -6,6 +6,7 @@
 //! least one page listens. What cannot be read is said in the snapshot (`error`, a
 //! service marked down), and the last figures that could be read stay in it.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -18,6 +19,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use super::buckets::{to_f64, Buckets};
 use super::App;
 use crate::clickhouse::{ChError, ClickHouse};
 use crate::config::Config;
@@ -156,7 +158,7 @@ struct Overview {
     tps: Vec<(u32, u64)>,
     /// (minute, currency, EUR).
     volume: Vec<(u32, String, f64)>,
-    status_mix: std::collections::BTreeMap<String, u64>,
+    status_mix: BTreeMap<String, u64>,
     top_merchants: Vec<TopMerchant>,
     fraud: Vec<Burst>,
     daily: Vec<DailyKpi>,
@@ -185,7 +187,7 @@ struct DailyKpi {
     active_merchants: u64,
 }
 
-#[derive(Debug, Serialize, serde::Deserialize, clickhouse::Row)]
+#[derive(Debug, Serialize)]
 struct TopMerchant {
     merchant_id: String,
     merchant_name: String,
@@ -194,7 +196,7 @@ struct TopMerchant {
     total_eur: f64,
 }
 
-#[derive(Debug, Serialize, serde::Deserialize, clickhouse::Row)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, clickhouse::Row)]
 struct Burst {
     account_id: String,
     transactions: u64,
@@ -206,86 +208,42 @@ struct Burst {
     last_seen: u32,
 }
 
-#[derive(serde::Deserialize, clickhouse::Row)]
-struct Second {
-    t: u32,
-    n: u64,
+#[derive(Debug, Clone, serde::Deserialize, clickhouse::Row)]
+struct MerchantName {
+    merchant_id: String,
+    merchant_name: String,
+    category: String,
 }
 
-#[derive(serde::Deserialize, clickhouse::Row)]
-struct Minute {
-    t: u32,
-    currency: String,
-    eur: f64,
+/// What the slow refresher reads: figures whose cost grows with the history (daily
+/// KPIs, distinct accounts) or with the window's rows (bursts), read as often as they
+/// take, apart from the per-second figures.
+#[derive(Debug, Clone, Default)]
+struct Slow {
+    daily: Vec<DailyKpi>,
+    fraud: Vec<Burst>,
+    names: Vec<MerchantName>,
+    error: Option<String>,
 }
 
-#[derive(serde::Deserialize, clickhouse::Row)]
-struct StatusCount {
-    status: String,
-    n: u64,
-}
-
-/// The live window's current rows: newest version of each transaction whose own time
-/// falls in the last `secs` seconds, deletes removed, with its EUR amount.
-fn window(secs: u32, columns: &str) -> String {
-    format!(
-        "(SELECT {columns}, amount * rate_to_eur AS amount_eur FROM (\
-             SELECT ts, day, transaction_id, account_id, amount, currency, merchant_id, status, ip, device_id \
-             FROM silver.transactions_by_time FINAL \
-             WHERE ts >= now() - {secs} AND is_deleted = 0) AS w \
-         ANY LEFT JOIN (SELECT date AS day, currency, rate_to_eur FROM silver.fx_rates FINAL \
-             WHERE is_deleted = 0) AS r USING (day, currency))"
-    )
-}
-
-fn tps_sql() -> String {
-    format!(
-        "SELECT toUInt32(ts) AS t, count() AS n FROM {} GROUP BY t ORDER BY t",
-        window(WINDOW_SECS, "ts")
-    )
-}
-
-fn volume_sql() -> String {
-    format!(
-        "SELECT toUInt32(toStartOfMinute(ts)) AS t, currency, toFloat64(sum(amount_eur)) AS eur \
-         FROM {} GROUP BY t, currency ORDER BY t, currency",
-        window(3600, "ts, currency")
-    )
-}
-
-fn status_sql() -> String {
-    format!(
-        "SELECT status, count() AS n FROM {} GROUP BY status ORDER BY status",
-        window(WINDOW_SECS, "status")
-    )
-}
-
-fn merchants_sql() -> String {
-    format!(
-        "SELECT merchant_id, merchant_name, merchant_category AS category, n AS transactions, eur AS total_eur \
-         FROM (SELECT merchant_id, count() AS n, toFloat64(sum(amount_eur)) AS eur FROM {} \
-               GROUP BY merchant_id ORDER BY n DESC, merchant_id LIMIT 10) AS t \
-         ANY LEFT JOIN (SELECT merchant_id, merchant_name, merchant_category \
-               FROM silver.merchants_current) AS m USING (merchant_id) \
-         ORDER BY transactions DESC, merchant_id",
-        window(WINDOW_SECS, "merchant_id")
-    )
-}
-
-/// Accounts in the window with a burst's shape: several transactions, each from a
-/// new device (ordinary customers use one to three).
+/// Accounts in the last `WINDOW_SECS` with a burst's shape: several transactions, each
+/// from a new device (ordinary customers use one to three).
 fn fraud_sql() -> String {
     format!(
         "SELECT account_id, count() AS transactions, uniqExact(device_id) AS devices, \
                 uniqExact(ip) AS ips, uniqExact(ip_country) AS countries, \
                 toUInt64(countIf(is_proxy_or_vpn = 1)) AS proxy_transactions, \
                 toFloat64(max(amount_eur)) AS max_eur, toUInt32(max(ts)) AS last_seen \
-         FROM {} AS t \
+         FROM (SELECT account_id, device_id, ip, ts, amount * rate_to_eur AS amount_eur FROM ( \
+                   SELECT account_id, device_id, ip, ts, day, currency, amount \
+                   FROM silver.transactions_by_time FINAL \
+                   WHERE ts >= now() - {WINDOW_SECS} AND is_deleted = 0) AS w \
+               ANY LEFT JOIN (SELECT date AS day, currency, rate_to_eur FROM silver.fx_rates FINAL \
+                   WHERE is_deleted = 0) AS r USING (day, currency)) AS t \
          ANY LEFT JOIN (SELECT ip, country AS ip_country, is_proxy_or_vpn \
                FROM silver.ip_geo_current) AS g USING (ip) \
          GROUP BY account_id HAVING transactions >= 4 AND devices >= 4 \
-         ORDER BY last_seen DESC, account_id LIMIT 10",
-        window(WINDOW_SECS, "account_id, device_id, ip, ts")
+         ORDER BY last_seen DESC, account_id LIMIT 10"
     )
 }
 
@@ -294,55 +252,109 @@ const DAILY_SQL: &str = "\
            toFloat64(total_eur) AS total_eur, avg_amount_eur, active_accounts, active_merchants \
     FROM gold.daily_kpis ORDER BY day DESC";
 
-async fn read_overview(ch: &ClickHouse, overview: &mut Overview) -> Result<(), ChError> {
-    let tps: Vec<Second> = ch
-        .fetch("transactions per second", ch.query(&tps_sql()))
-        .await?;
-    let volume: Vec<Minute> = ch
-        .fetch("volume per minute", ch.query(&volume_sql()))
-        .await?;
-    let status: Vec<StatusCount> = ch.fetch("status mix", ch.query(&status_sql())).await?;
-    overview.top_merchants = ch
-        .fetch("top merchants", ch.query(&merchants_sql()))
-        .await?;
-    overview.fraud = ch
-        .fetch("fraud-like bursts", ch.query(&fraud_sql()))
-        .await?;
-    let daily: Vec<DailyKpi> = ch.fetch("daily KPIs", ch.query(DAILY_SQL)).await?;
+const NAMES_SQL: &str = "\
+    SELECT merchant_id, merchant_name, merchant_category AS category FROM silver.merchants_current";
 
-    let now = now_secs() as u32;
+async fn read_slow(ch: &ClickHouse) -> Result<Slow, ChError> {
+    Ok(Slow {
+        daily: ch.fetch("daily KPIs", ch.query(DAILY_SQL)).await?,
+        fraud: ch
+            .fetch("fraud-like bursts", ch.query(&fraud_sql()))
+            .await?,
+        names: ch.fetch("merchant names", ch.query(NAMES_SQL)).await?,
+        error: None,
+    })
+}
+
+async fn slow_loop(
+    ch: ClickHouse,
+    listened: Arc<watch::Sender<Arc<str>>>,
+    tx: watch::Sender<Slow>,
+) {
+    loop {
+        until_listened(&[&listened]).await;
+        let started = Instant::now();
+        match read_slow(&ch).await {
+            Ok(slow) => {
+                tx.send_replace(slow);
+            }
+            Err(err) => tx.send_modify(|slow| slow.error = Some(err.to_string())),
+        }
+        tokio::time::sleep(OVERVIEW_EVERY.saturating_sub(started.elapsed())).await;
+    }
+}
+
+/// The overview from the incremental buckets and the slow figures.
+fn overview_of(buckets: &Buckets, slow: &Slow, now: u32) -> Overview {
+    let window_from = now.saturating_sub(WINDOW_SECS);
+    let totals = buckets.totals();
+    let mut tps = Vec::new();
+    let mut status_mix = BTreeMap::new();
+    let mut volume: BTreeMap<(u32, String), i128> = BTreeMap::new();
+    for (second, cells) in &buckets.seconds {
+        let n: u64 = cells.iter().map(|c| c.n).sum();
+        if *second >= window_from {
+            tps.push((*second, n));
+            for c in cells {
+                *status_mix.entry(c.status.clone()).or_insert(0) += c.n;
+            }
+        }
+        for c in cells {
+            *volume
+                .entry((second - second % 60, c.currency.clone()))
+                .or_insert(0) += c.eur;
+        }
+    }
     let last_minute: u64 = tps
         .iter()
-        .filter(|s| s.t + 60 > now && s.t <= now)
-        .map(|s| s.n)
+        .filter(|(s, _)| s + 60 > now)
+        .map(|(_, n)| n)
         .sum();
-    let transactions: u64 = daily.iter().map(|d| d.transactions).sum();
-    let failed: u64 = daily.iter().map(|d| d.failed).sum();
-    let volume_eur: f64 = daily.iter().map(|d| d.total_eur).sum();
-    overview.kpis = Some(Kpis {
-        transactions,
-        volume_eur,
-        avg_eur: if transactions == 0 {
-            0.0
-        } else {
-            volume_eur / transactions as f64
-        },
-        active_accounts: daily.first().map_or(0, |d| d.active_accounts),
-        failed_share: if transactions == 0 {
-            0.0
-        } else {
-            failed as f64 / transactions as f64
-        },
-        tps_1m: last_minute as f64 / 60.0,
-    });
-    overview.tps = tps.into_iter().map(|s| (s.t, s.n)).collect();
-    overview.volume = volume
+    let mut merchants: BTreeMap<&str, (u64, i128)> = BTreeMap::new();
+    for (_, cells) in buckets.merchants.range(window_from..) {
+        for c in cells {
+            let entry = merchants.entry(&c.merchant_id).or_insert((0, 0));
+            entry.0 += c.n;
+            entry.1 += c.eur;
+        }
+    }
+    let mut top: Vec<(&str, (u64, i128))> = merchants.into_iter().collect();
+    top.sort_by(|a, b| b.1 .0.cmp(&a.1 .0).then(a.0.cmp(b.0)));
+    let top_merchants = top
         .into_iter()
-        .map(|m| (m.t, m.currency, m.eur))
+        .take(10)
+        .map(|(id, (n, eur))| {
+            let name = slow.names.iter().find(|m| m.merchant_id == id);
+            TopMerchant {
+                merchant_id: id.to_string(),
+                merchant_name: name.map(|m| m.merchant_name.clone()).unwrap_or_default(),
+                category: name.map(|m| m.category.clone()).unwrap_or_default(),
+                transactions: n,
+                total_eur: to_f64(eur),
+            }
+        })
         .collect();
-    overview.status_mix = status.into_iter().map(|s| (s.status, s.n)).collect();
-    overview.daily = daily.into_iter().take(14).collect();
-    Ok(())
+    let ratio = |a: f64, b: u64| if b == 0 { 0.0 } else { a / b as f64 };
+    Overview {
+        kpis: Some(Kpis {
+            transactions: totals.n,
+            volume_eur: to_f64(totals.eur),
+            avg_eur: ratio(to_f64(totals.eur), totals.n),
+            active_accounts: slow.daily.first().map_or(0, |d| d.active_accounts),
+            failed_share: ratio(totals.failed as f64, totals.n),
+            tps_1m: last_minute as f64 / 60.0,
+        }),
+        tps,
+        volume: volume
+            .into_iter()
+            .map(|((minute, currency), eur)| (minute, currency, to_f64(eur)))
+            .collect(),
+        status_mix,
+        top_merchants,
+        fraud: slow.fraud.clone(),
+        daily: slow.daily.iter().take(14).cloned().collect(),
+        ..Overview::default()
+    }
 }
 
 async fn overview_loop(
@@ -350,24 +362,42 @@ async fn overview_loop(
     services: watch::Receiver<Vec<ServiceState>>,
     tx: Arc<watch::Sender<Arc<str>>>,
 ) {
-    let mut overview = Overview::default();
+    let (slow_tx, slow_rx) = watch::channel(Slow::default());
+    let slow_task = tokio::spawn(slow_loop(ch.clone(), tx.clone(), slow_tx));
+    let mut buckets = Buckets::default();
+    let mut last = Overview::default();
     let mut tick = tokio::time::interval(OVERVIEW_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Ends the slow refresher with this one (the server aborts this task).
+    let _slow = AbortOnDrop(slow_task);
     loop {
         until_listened(&[&tx]).await;
         tick.tick().await;
-        overview.error = read_overview(&ch, &mut overview)
-            .await
-            .err()
-            .map(|e| e.to_string());
-        overview.at = now_secs();
-        overview.services = services.borrow().clone();
-        match serde_json::to_string(&overview) {
+        let now = now_secs() as u32;
+        let error = buckets.refresh(&ch, now).await.err().map(|e| e.to_string());
+        let slow = slow_rx.borrow().clone();
+        // On an error the last figures stay, marked by it.
+        if error.is_none() {
+            last = overview_of(&buckets, &slow, now);
+        }
+        last.error = error.or(slow.error);
+        last.at = now_secs();
+        last.services = services.borrow().clone();
+        match serde_json::to_string(&last) {
             Ok(json) => {
                 tx.send_replace(Arc::from(json));
             }
             Err(err) => tracing::warn!("cannot encode the overview: {err}"),
         }
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

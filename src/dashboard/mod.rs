@@ -5,11 +5,14 @@
 //! - `live.rs`: one refresher per server reads the overview and the pipeline's state
 //!   on a fixed cadence into a shared snapshot, streamed to every open page as
 //!   server-sent events, so N tabs cost the services what one does;
+//! - `buckets.rs`: the overview's totals and live charts, kept up to date by
+//!   recomputing only the minutes that changed;
 //! - `analytics.rs`: searchable, paginated transactions, merchants and accounts, and
 //!   one transaction's change history from bronze;
 //! - `sqlpad.rs`: the SQL pad, run read-only by ClickHouse itself.
 
 mod analytics;
+mod buckets;
 mod live;
 mod sqlpad;
 
