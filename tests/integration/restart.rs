@@ -17,13 +17,22 @@ use crate::harness::{clickhouse, docker, pg_query, rt, Bed};
 /// The stream's rate: fast enough that a transaction spans many change events.
 const RATE: &str = "4000";
 
-/// Waits until `seed` has at least `rows` committed transactions.
+/// Waits until `seed` has at least `rows` committed transactions (the progress table
+/// appears when `generate` starts).
 fn wait_for_progress(bed: &Bed, seed: u64, rows: i64) {
     let started = Instant::now();
     let sql = format!(
         "SELECT coalesce(max(next_seq), 0) FROM findemo_generator_progress WHERE seed = {seed}"
     );
-    while pg_query::<i64>(bed, &sql) < rows {
+    let committed = || {
+        rt().block_on(async {
+            let pg = crate::harness::postgres(bed).await;
+            pg.query_one(&sql, &[])
+                .await
+                .map_or(0, |row| row.get::<_, i64>(0))
+        })
+    };
+    while committed() < rows {
         assert!(
             started.elapsed() < Duration::from_secs(180),
             "seed {seed} did not reach {rows} transactions"
@@ -32,10 +41,11 @@ fn wait_for_progress(bed: &Bed, seed: u64, rows: i64) {
     }
 }
 
-/// `docker restart STACK-connect`, then, once `status` says the connector is gone (the
-/// test bed's standalone Connect forgets connectors), `up` to register it again.
+/// `docker restart STACK-connect`, then waits until `status` says the connector is gone
+/// (the test bed's standalone Connect forgets connectors; `up` registers it again).
 fn restart_connect(bed: &Bed) {
     let container = format!("{}-connect", bed.stack);
+    let began = Instant::now();
     rt().block_on(async {
         docker()
             .restart_container(
@@ -48,7 +58,6 @@ fn restart_connect(bed: &Bed) {
             .await
             .expect("restart connect");
     });
-    let started = Instant::now();
     loop {
         let status = bed.run(&["status", "--json"]);
         let state = serde_json::from_str::<serde_json::Value>(&status.stdout)
@@ -58,12 +67,28 @@ fn restart_connect(bed: &Bed) {
             break;
         }
         assert!(
-            started.elapsed() < Duration::from_secs(120),
+            began.elapsed() < Duration::from_secs(120),
             "the restarted Connect never reported the connector missing\n{status}"
         );
         std::thread::sleep(Duration::from_millis(500));
     }
+    eprintln!(
+        "Connect restarted; connector reported missing after {:.1}s",
+        began.elapsed().as_secs_f64()
+    );
+}
+
+/// Lets `up`'s canary wait behind a restart's backlog on a busy machine.
+const PATIENT_CANARY: &str = "pipeline:\n  canary_timeout_secs: 300\n";
+
+/// `up`: registers the connector again and waits until a change flows through.
+fn register_again(bed: &Bed) {
+    let began = Instant::now();
     bed.run(&["up"]).success();
+    eprintln!(
+        "connector registered and flowing again after {:.1}s",
+        began.elapsed().as_secs_f64()
+    );
 }
 
 /// The seed's committed transaction count.
@@ -174,34 +199,44 @@ fn default_write_path_logs_one_wal_record_per_row() {
 #[test]
 fn nothing_lost_when_connect_restarts_three_times_mid_stream() {
     let bed = Bed::new("restart");
+    bed.configure(PATIENT_CANARY);
     bed.run(&["up"]).success();
     let seed = 21;
-    // 45 s at 4,000/s: room for three restarts (each about 15 s until the connector
-    // runs again) while rows are written or the backlog is being streamed.
-    let count = 180_000;
-    let child = bed.spawn(&[
-        "generate",
-        "--seed",
-        &seed.to_string(),
-        "--rate",
-        RATE,
-        "--count",
-        &count.to_string(),
-    ]);
+    // Open-ended, stopped with Ctrl-C once Connect is down for the third time: until
+    // the connector flows again a restart takes 20-60 s on a busy 2-core machine
+    // (Connect's JVM, then `up`'s canary behind the backlog), so a fixed --count would
+    // end the stream before the third restart there.
+    let child = bed.spawn(&["generate", "--seed", &seed.to_string(), "--rate", RATE]);
     let mut at = Vec::new();
-    for rows in [16_000, 60_000, 104_000] {
-        wait_for_progress(&bed, seed, rows);
+    // The first restart 4 s in; the next ones 1.5 s and 3.5 s after the connector
+    // flows again: different moments relative to batches and to the backlog.
+    let mut restart_at = 16_000;
+    for gap in [6_000, 14_000, 0] {
+        wait_for_progress(&bed, seed, restart_at);
         at.push(next_seq(&bed, seed));
         restart_connect(&bed);
+        if gap == 0 {
+            break;
+        }
+        register_again(&bed);
+        restart_at = next_seq(&bed, seed) + gap;
     }
+    let interrupted = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(interrupted.success());
     let out = child.wait_with_output().expect("generate ends");
+    register_again(&bed);
     let (stdout, stderr) = (
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),
     );
     assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("stopped by Ctrl-C"), "{stdout}\n{stderr}");
     assert!(!stdout.contains("warning"), "{stdout}");
-    eprintln!("Connect restarted at transactions {at:?} of {count}");
+    let count = next_seq(&bed, seed);
+    eprintln!("Connect restarted at transactions {at:?}; the stream ended at {count}");
 
     let verify = bed.run(&["verify", "--timeout", "300"]).success();
     assert!(verify.stdout.contains("Verified"), "{verify}");
@@ -230,6 +265,7 @@ fn nothing_lost_when_connect_restarts_three_times_mid_stream() {
 #[test]
 fn copy_write_path_loses_rows_when_connect_restarts() {
     let bed = Bed::new("copyloss");
+    bed.configure(PATIENT_CANARY);
     bed.run(&["up"]).success();
     bed.configure("generator:\n  write: copy\n");
     let seed = 31;
@@ -248,6 +284,7 @@ fn copy_write_path_loses_rows_when_connect_restarts() {
         // About 6 s in.
         wait_for_progress(&bed, seed, count - 36_000);
         restart_connect(&bed);
+        register_again(&bed);
         let out = child.wait_with_output().expect("generate ends");
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{stdout}");
