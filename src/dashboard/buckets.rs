@@ -31,11 +31,12 @@ const BAND_MS: i64 = 5_000;
 /// More changed ranges than this in one query are read as one span.
 const MAX_RANGES: usize = 100;
 
-/// Transactions, failed ones and EUR (in 10^-8 units) of a minute.
+/// Transactions, failed and pending ones, and EUR (in 10^-8 units) of a minute.
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
 pub struct Totals {
     pub n: u64,
     pub failed: u64,
+    pub pending: u64,
     pub eur: i128,
 }
 
@@ -43,7 +44,55 @@ impl Totals {
     fn add(&mut self, other: Totals) {
         self.n += other.n;
         self.failed += other.failed;
+        self.pending += other.pending;
         self.eur += other.eur;
+    }
+}
+
+/// Transactions of one status and currency.
+type StatusCount = (String, String, u64);
+
+/// How many current transactions there are, in all and per status, and per second of
+/// the last hour: what a page of the newest transactions needs to know how far back
+/// to read. Taken after a refresh; `at` says when.
+#[derive(Debug, Default)]
+pub struct CountIndex {
+    pub at: u32,
+    totals: Totals,
+    /// Newest second first.
+    recent: Vec<(u32, Vec<StatusCount>)>,
+}
+
+impl CountIndex {
+    /// Current transactions with `status` (any when empty).
+    pub fn total(&self, status: &str) -> Option<u64> {
+        let t = &self.totals;
+        match status {
+            "" => Some(t.n),
+            "failed" => Some(t.failed),
+            "pending" => Some(t.pending),
+            "success" => Some(t.n - t.failed - t.pending),
+            _ => None,
+        }
+    }
+
+    /// The latest second from which on at least `rows` transactions match `status` and
+    /// `currency` (any when empty); None when the last hour holds fewer.
+    pub fn since(&self, status: &str, currency: &str, rows: u64) -> Option<u32> {
+        let mut seen = 0;
+        for (second, cells) in &self.recent {
+            seen += cells
+                .iter()
+                .filter(|(s, c, _)| {
+                    (status.is_empty() || s == status) && (currency.is_empty() || c == currency)
+                })
+                .map(|(_, _, n)| n)
+                .sum::<u64>();
+            if seen >= rows {
+                return Some(*second);
+            }
+        }
+        None
     }
 }
 
@@ -106,6 +155,7 @@ struct MinuteRow {
     minute: u32,
     n: u64,
     failed: u64,
+    pending: u64,
     eur: String,
 }
 
@@ -304,7 +354,8 @@ impl Buckets {
                 "minute totals",
                 ch.query(&format!(
                     "SELECT toUInt32(toStartOfMinute(ts)) AS minute, count() AS n, \
-                            countIf(status = 'failed') AS failed, toString(sum(amount_eur)) AS eur \
+                            countIf(status = 'failed') AS failed, countIf(status = 'pending') AS pending, \
+                            toString(sum(amount_eur)) AS eur \
                      FROM {} GROUP BY minute",
                     current(filter, "ts, status")
                 )),
@@ -317,6 +368,7 @@ impl Buckets {
             let totals = Totals {
                 n: r.n,
                 failed: r.failed,
+                pending: r.pending,
                 eur: eur(&r.eur),
             };
             self.minutes.insert(r.minute, totals);
@@ -403,6 +455,26 @@ impl Buckets {
         self.merchants = self.merchants.split_off(&merchant_from);
     }
 
+    /// The counts a page of the newest transactions needs, as of `now`.
+    pub fn index(&self, now: u32) -> CountIndex {
+        CountIndex {
+            at: now,
+            totals: self.totals(),
+            recent: self
+                .seconds
+                .iter()
+                .rev()
+                .map(|(second, cells)| {
+                    let counts = cells
+                        .iter()
+                        .map(|c| (c.status.clone(), c.currency.clone(), c.n))
+                        .collect();
+                    (*second, counts)
+                })
+                .collect(),
+        }
+    }
+
     /// Totals over the whole history.
     pub fn totals(&self) -> Totals {
         let mut totals = Totals::default();
@@ -421,6 +493,7 @@ impl Cell {
         Totals {
             n: self.n,
             failed: if self.status == "failed" { self.n } else { 0 },
+            pending: if self.status == "pending" { self.n } else { 0 },
             eur: self.eur,
         }
     }
@@ -468,6 +541,7 @@ mod tests {
             Totals {
                 n: 2,
                 failed: 1,
+                pending: 0,
                 eur: 150,
             },
         );
@@ -482,6 +556,7 @@ mod tests {
             Totals {
                 n: 11,
                 failed: 2,
+                pending: 0,
                 eur: 240
             }
         );
@@ -492,10 +567,31 @@ mod tests {
             Some(&Totals {
                 n: 4,
                 failed: 1,
+                pending: 0,
                 eur: 40
             })
         );
         assert_eq!(b.seconds.keys().copied().collect::<Vec<_>>(), [125]);
         assert_eq!(b.merchants.keys().copied().collect::<Vec<_>>(), [125]);
+    }
+
+    #[test]
+    fn the_index_finds_how_far_back_a_page_reaches() {
+        let mut b = Buckets::default();
+        b.seconds
+            .insert(100, vec![cell("failed", 2, 0), cell("success", 5, 0)]);
+        b.seconds.insert(101, vec![cell("success", 4, 0)]);
+        b.seconds
+            .insert(102, vec![cell("pending", 1, 0), cell("success", 3, 0)]);
+        let index = b.index(103);
+        assert_eq!(index.total(""), Some(15));
+        assert_eq!(index.total("failed"), Some(2));
+        assert_eq!(index.total("success"), Some(12));
+        assert_eq!(index.total("bogus"), None);
+        assert_eq!(index.since("", "", 4), Some(102));
+        assert_eq!(index.since("", "", 5), Some(101));
+        assert_eq!(index.since("failed", "", 2), Some(100));
+        assert_eq!(index.since("failed", "", 3), None);
+        assert_eq!(index.since("", "USD", 1), None);
     }
 }

@@ -19,7 +19,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use super::buckets::{to_f64, Buckets};
+use super::buckets::{to_f64, Buckets, CountIndex};
 use super::App;
 use crate::clickhouse::{ChError, ClickHouse};
 use crate::config::Config;
@@ -42,21 +42,19 @@ impl Refreshers {
 }
 
 /// Starts the refreshers; returns the receivers pages subscribe to.
-pub fn start(
-    config: &Config,
-    creds: &Credentials,
-    ch: &ClickHouse,
-) -> (
-    watch::Receiver<Arc<str>>,
-    watch::Receiver<Arc<str>>,
-    Refreshers,
-) {
+pub fn start(config: &Config, creds: &Credentials, ch: &ClickHouse) -> Live {
     let (overview_tx, overview_rx) = watch::channel(Arc::<str>::from(""));
+    let (index_tx, index_rx) = watch::channel(Arc::new(CountIndex::default()));
     let overview_tx = Arc::new(overview_tx);
     let (pipeline_tx, pipeline_rx) = watch::channel(Arc::<str>::from(""));
     let (services_tx, services_rx) = watch::channel(Vec::<ServiceState>::new());
     let mut tasks = JoinSet::new();
-    tasks.spawn(overview_loop(ch.clone(), services_rx, overview_tx.clone()));
+    tasks.spawn(overview_loop(
+        ch.clone(),
+        services_rx,
+        overview_tx.clone(),
+        index_tx,
+    ));
     tasks.spawn(pipeline_loop(
         config.clone(),
         creds.clone(),
@@ -65,7 +63,20 @@ pub fn start(
         overview_tx,
         pipeline_tx,
     ));
-    (overview_rx, pipeline_rx, Refreshers(tasks))
+    Live {
+        overview: overview_rx,
+        pipeline: pipeline_rx,
+        index: index_rx,
+        refreshers: Refreshers(tasks),
+    }
+}
+
+/// What the refreshers publish.
+pub struct Live {
+    pub overview: watch::Receiver<Arc<str>>,
+    pub pipeline: watch::Receiver<Arc<str>>,
+    pub index: watch::Receiver<Arc<CountIndex>>,
+    pub refreshers: Refreshers,
 }
 
 /// `GET /api/live`: the snapshots as server-sent events (`overview`, `pipeline`), the
@@ -125,7 +136,7 @@ async fn latest(mut rx: watch::Receiver<Arc<str>>) -> Response {
         .into_response()
 }
 
-fn now_secs() -> f64 {
+pub fn now_secs() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
@@ -361,6 +372,7 @@ async fn overview_loop(
     ch: ClickHouse,
     services: watch::Receiver<Vec<ServiceState>>,
     tx: Arc<watch::Sender<Arc<str>>>,
+    index: watch::Sender<Arc<CountIndex>>,
 ) {
     let (slow_tx, slow_rx) = watch::channel(Slow::default());
     let slow_task = tokio::spawn(slow_loop(ch.clone(), tx.clone(), slow_tx));
@@ -379,6 +391,7 @@ async fn overview_loop(
         // On an error the last figures stay, marked by it.
         if error.is_none() {
             last = overview_of(&buckets, &slow, now);
+            index.send_replace(Arc::new(buckets.index(now)));
         }
         last.error = error.or(slow.error);
         last.at = now_secs();

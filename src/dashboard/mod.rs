@@ -13,7 +13,7 @@
 
 mod analytics;
 mod buckets;
-mod live;
+pub(crate) mod live;
 mod sqlpad;
 
 use std::net::SocketAddr;
@@ -38,6 +38,8 @@ pub struct App {
     /// The newest overview and pipeline snapshots, as JSON text ("" until the first).
     overview: watch::Receiver<Arc<str>>,
     pipeline: watch::Receiver<Arc<str>>,
+    /// Transactions per status and per recent second, as of the last overview.
+    index: watch::Receiver<Arc<buckets::CountIndex>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -111,13 +113,15 @@ pub async fn serve(
         })?;
     let local = listener.local_addr().map_err(DashboardError::Serve)?;
     let ch = ClickHouse::new(&config, &creds);
-    let (overview, pipeline, refreshers) = live::start(&config, &creds, &ch);
+    let live = live::start(&config, &creds, &ch);
+    let refreshers = live.refreshers;
     let app = Arc::new(App {
         config,
         creds,
         ch,
-        overview,
-        pipeline,
+        overview: live.overview,
+        pipeline: live.pipeline,
+        index: live.index,
     });
     on_listening(local);
     let result = axum::serve(listener, router(app))

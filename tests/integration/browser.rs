@@ -115,9 +115,7 @@ impl Browser {
 
     pub fn click(&self, css: &str) {
         self.rt
-            .block_on(async {
-                self.client().find(Locator::Css(css)).await?.click().await
-            })
+            .block_on(async { self.client().find(Locator::Css(css)).await?.click().await })
             .unwrap_or_else(|e| panic!("click {css}: {e}"));
     }
 
@@ -142,7 +140,12 @@ impl Browser {
     }
 
     /// Waits up to `secs` for `check` to give a value; panics with `what` otherwise.
-    pub fn wait<T>(&self, secs: u64, what: &str, mut check: impl FnMut(&Browser) -> Option<T>) -> T {
+    pub fn wait<T>(
+        &self,
+        secs: u64,
+        what: &str,
+        mut check: impl FnMut(&Browser) -> Option<T>,
+    ) -> T {
         let started = Instant::now();
         loop {
             if let Some(value) = check(self) {
@@ -150,7 +153,10 @@ impl Browser {
             }
             if started.elapsed() > Duration::from_secs(secs) {
                 let shot = self.screenshot("timeout");
-                panic!("waited {secs}s for {what}; the page is in {}", shot.display());
+                panic!(
+                    "waited {secs}s for {what}; the page is in {}",
+                    shot.display()
+                );
             }
             std::thread::sleep(Duration::from_millis(250));
         }

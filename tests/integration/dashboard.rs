@@ -26,8 +26,13 @@ impl Dashboard {
         // The first line on stdout is the URL, printed once it listens.
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("read stdout");
-        assert!(line.contains(&format!("http://127.0.0.1:{port}/")), "{line}");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read stdout");
+        assert!(
+            line.contains(&format!("http://127.0.0.1:{port}/")),
+            "{line}"
+        );
         Dashboard {
             child,
             url: format!("http://127.0.0.1:{port}/"),
@@ -39,13 +44,20 @@ impl Dashboard {
     }
 
     fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        http(reqwest::Method::POST, &format!("{}{path}", self.url), Some(body))
+        http(
+            reqwest::Method::POST,
+            &format!("{}{path}", self.url),
+            Some(body),
+        )
     }
 
     /// Ctrl-C: the server stops by itself, open pages and all, with exit code 0.
     fn stop(mut self) {
         let status = interrupt(&mut self.child);
-        assert!(status.success(), "dashboard exited with {status} after Ctrl-C");
+        assert!(
+            status.success(),
+            "dashboard exited with {status} after Ctrl-C"
+        );
     }
 }
 
@@ -89,7 +101,10 @@ fn http(method: reqwest::Method, url: &str, body: Option<Value>) -> (u16, Value)
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request.send().await.unwrap_or_else(|e| panic!("{url}: {e}"));
+        let response = request
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
         let status = response.status().as_u16();
         let text = response.text().await.expect("body");
         let json = serde_json::from_str(&text).unwrap_or(Value::String(text));
@@ -142,12 +157,21 @@ fn dashboard_in_a_browser() {
     browser.wait(30, "the transactions tile to equal gold.daily_kpis", |b| {
         (number(b.attr("[data-kpi=transactions]", "data-value")) == Some(expected)).then_some(())
     });
-    let eur: f64 = clickhouse(&bed, "SELECT toFloat64(sum(total_eur)) FROM gold.daily_kpis")
-        .parse()
-        .expect("a sum");
+    let eur: f64 = clickhouse(
+        &bed,
+        "SELECT toFloat64(sum(total_eur)) FROM gold.daily_kpis",
+    )
+    .parse()
+    .expect("a sum");
     let shown = number(browser.attr("[data-kpi=volume_eur]", "data-value")).expect("volume tile");
-    assert!((shown - eur).abs() < 0.01, "volume tile {shown} vs gold {eur}");
-    assert!(browser.count("#chart-tps svg") > 0, "no transactions-per-second chart");
+    assert!(
+        (shown - eur).abs() < 0.01,
+        "volume tile {shown} vs gold {eur}"
+    );
+    assert!(
+        browser.count("#chart-tps svg") > 0,
+        "no transactions-per-second chart"
+    );
     browser.screenshot("overview");
 
     // ---- pipeline view and Verify, while nothing is being written
@@ -156,7 +180,9 @@ fn dashboard_in_a_browser() {
         (b.attr("[data-stage=connector]", "data-state").as_deref() == Some("ok")).then_some(())
     });
     assert_eq!(
-        browser.attr("[data-stage=postgres]", "data-state").as_deref(),
+        browser
+            .attr("[data-stage=postgres]", "data-state")
+            .as_deref(),
         Some("ok")
     );
     browser.click("#verify-button");
@@ -174,9 +200,11 @@ fn dashboard_in_a_browser() {
     browser.js("window.__sameDocument = true; return null;", vec![]);
     let before = number(browser.attr("[data-kpi=transactions]", "data-value")).expect("tile");
     let mut generate = bed.spawn(&["generate", "--rate", "300", "--duration", "40s"]);
-    let after = browser.wait(60, "the transactions tile to grow while generate runs", |b| {
-        number(b.attr("[data-kpi=transactions]", "data-value")).filter(|n| *n > before)
-    });
+    let after = browser.wait(
+        60,
+        "the transactions tile to grow while generate runs",
+        |b| number(b.attr("[data-kpi=transactions]", "data-value")).filter(|n| *n > before),
+    );
     assert!(after > before);
     assert_eq!(
         browser.js("return window.__sameDocument === true;", vec![]),
@@ -188,7 +216,9 @@ fn dashboard_in_a_browser() {
 
     // ---- analytics: search finds a known account; paging through a known count
     browser.goto(&format!("{}#/analytics/accounts", dash.url));
-    browser.wait(20, "the accounts table", |b| (b.count("#results tr[data-row]") > 0).then_some(()));
+    browser.wait(20, "the accounts table", |b| {
+        (b.count("#results tr[data-row]") > 0).then_some(())
+    });
     browser.type_into("#search", "ACC000123");
     browser.wait(20, "the account to be found", |b| {
         let total = b.attr("#page-info", "data-total")?;
@@ -198,7 +228,9 @@ fn dashboard_in_a_browser() {
     browser.screenshot("analytics-accounts");
 
     browser.goto(&format!("{}#/analytics/transactions", dash.url));
-    browser.wait(20, "the transactions table", |b| (b.count("#results tr[data-row]") > 0).then_some(()));
+    browser.wait(20, "the transactions table", |b| {
+        (b.count("#results tr[data-row]") > 0).then_some(())
+    });
     browser.select("#filter-status", "failed");
     let failed: u64 = clickhouse(
         &bed,
@@ -222,20 +254,29 @@ fn dashboard_in_a_browser() {
     // ---- XSS: a merchant named with markup shows as text and runs nothing
     browser.goto(&format!("{}#/analytics/merchants?q=MERXSS", dash.url));
     browser.wait(20, "the markup merchant", |b| {
-        b.text("#results").filter(|t| t.contains("<script>window.__xss=1</script>"))
+        b.text("#results")
+            .filter(|t| t.contains("<script>window.__xss=1</script>"))
     });
-    assert_eq!(browser.js("return window.__xss === undefined;", vec![]), json!(true));
+    assert_eq!(
+        browser.js("return window.__xss === undefined;", vec![]),
+        json!(true)
+    );
     browser.screenshot("analytics-merchants");
 
     // ---- row history: insert, two updates, delete, in LSN order
     browser.goto(&format!("{}#/tx/{HISTORY_TX}", dash.url));
-    browser.wait(20, "four change events", |b| (b.count("#tx-events tr[data-lsn]") == 4).then_some(()));
+    browser.wait(20, "four change events", |b| {
+        (b.count("#tx-events tr[data-lsn]") == 4).then_some(())
+    });
     let lsns = browser.js(
         "return Array.from(document.querySelectorAll('#tx-events tr[data-lsn]')).map(r => Number(r.dataset.lsn));",
         vec![],
     );
     let lsns: Vec<f64> = serde_json::from_value(lsns).expect("numbers");
-    assert!(lsns.windows(2).all(|w| w[0] < w[1]), "not in LSN order: {lsns:?}");
+    assert!(
+        lsns.windows(2).all(|w| w[0] < w[1]),
+        "not in LSN order: {lsns:?}"
+    );
     assert_eq!(
         browser.attr("#tx-current", "data-deleted").as_deref(),
         Some("true")
@@ -250,15 +291,26 @@ fn dashboard_in_a_browser() {
          WHERE merchant_id IN ('MERXSS', 'MER0001') ORDER BY merchant_id",
     );
     browser.click("#sql-run");
-    browser.wait(20, "the query's rows", |b| (b.count("#sql-result tbody tr") == 2).then_some(()));
+    browser.wait(20, "the query's rows", |b| {
+        (b.count("#sql-result tbody tr") == 2).then_some(())
+    });
     let stats = browser.text("#sql-stats").unwrap_or_default();
     assert!(stats.contains("rows"), "statistics line: {stats}");
     browser.click("#sql-csv");
     let csv = browser.js("return window.__lastCsv;", vec![]);
     let csv = csv.as_str().expect("CSV text");
     let lines: Vec<&str> = csv.lines().collect();
-    assert_eq!(lines.first(), Some(&"merchant_id,merchant_name,formula"), "{csv}");
-    assert!(lines.iter().any(|l| l.starts_with("MER0001,") && l.ends_with(",'=1+1")), "{csv}");
+    assert_eq!(
+        lines.first(),
+        Some(&"merchant_id,merchant_name,formula"),
+        "{csv}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("MER0001,") && l.ends_with(",'=1+1")),
+        "{csv}"
+    );
     assert!(csv.contains("window.__xss=1"), "{csv}");
     browser.screenshot("sql");
 
@@ -267,35 +319,57 @@ fn dashboard_in_a_browser() {
     let error = browser.wait(20, "ClickHouse's refusal", |b| {
         b.text("#sql-error").filter(|t| !t.is_empty())
     });
-    assert!(error.contains("readonly") || error.contains("Code: 164"), "{error}");
+    assert!(
+        error.contains("readonly") || error.contains("Code: 164"),
+        "{error}"
+    );
     assert_eq!(clickhouse(&bed, "EXISTS TABLE silver.merchants"), "1");
     browser.screenshot("sql-refused");
 
     // The API says the same without a browser: bad SQL with its position, the row cap.
     let (status, body) = dash.post("api/sql", json!({"sql": "SELEC 1"}));
     assert_eq!(status, 400, "{body}");
-    assert!(body["error"].as_str().unwrap_or("").contains("Syntax error"), "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Syntax error"),
+        "{body}"
+    );
     assert!(body["position"].is_number(), "{body}");
-    let (status, body) = dash.post("api/sql", json!({"sql": "SELECT number FROM system.numbers LIMIT 20000"}));
+    let (status, body) = dash.post(
+        "api/sql",
+        json!({"sql": "SELECT number FROM system.numbers LIMIT 20000"}),
+    );
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["truncated"], true, "{body}");
     assert_eq!(body["rows"].as_array().map(Vec::len), Some(10_000));
 
     // ---- ClickHouse restarts while the page is open: it says so, then resumes
     browser.goto(&dash.url);
-    browser.wait(30, "the overview", |b| b.attr("[data-kpi=transactions]", "data-value"));
+    browser.wait(30, "the overview", |b| {
+        b.attr("[data-kpi=transactions]", "data-value")
+    });
     let container = format!("{}-clickhouse", bed.stack);
-    let stop = Command::new("docker").args(["stop", "-t", "5", &container]).output().expect("docker stop");
+    let stop = Command::new("docker")
+        .args(["stop", "-t", "5", &container])
+        .output()
+        .expect("docker stop");
     assert!(stop.status.success(), "{stop:?}");
     browser.wait(30, "the page to say ClickHouse is down", |b| {
-        b.text("#service-alert").filter(|t| t.to_lowercase().contains("clickhouse"))
+        b.text("#service-alert")
+            .filter(|t| t.to_lowercase().contains("clickhouse"))
     });
     browser.screenshot("clickhouse-down");
-    let start = Command::new("docker").args(["start", &container]).output().expect("docker start");
+    let start = Command::new("docker")
+        .args(["start", &container])
+        .output()
+        .expect("docker start");
     assert!(start.status.success(), "{start:?}");
     browser.wait(60, "the page to recover", |b| {
         let alert = b.text("#service-alert").unwrap_or_default();
-        (alert.trim().is_empty() && b.attr("[data-kpi=transactions]", "data-value").is_some()).then_some(())
+        (alert.trim().is_empty() && b.attr("[data-kpi=transactions]", "data-value").is_some())
+            .then_some(())
     });
 
     drop(browser);
@@ -317,7 +391,8 @@ fn dashboard_needs_a_stack_and_a_free_port() {
     });
     std::fs::create_dir_all(bed.state_dir()).expect("state dir");
     std::fs::write(
-        bed.state_dir().join(format!("{}.credentials.json", bed.stack)),
+        bed.state_dir()
+            .join(format!("{}.credentials.json", bed.stack)),
         creds.to_string(),
     )
     .expect("credentials");
@@ -333,7 +408,10 @@ fn dashboard_needs_a_stack_and_a_free_port() {
     let dash = Dashboard::start(&bed);
     let (status, overview) = dash.get("api/overview");
     assert_eq!(status, 200);
-    assert!(overview["error"].as_str().is_some_and(|e| !e.is_empty()), "{overview}");
+    assert!(
+        overview["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{overview}"
+    );
     let (status, page) = dash.get("");
     assert_eq!(status, 200);
     assert!(page.as_str().unwrap_or("").contains("findemo"));
