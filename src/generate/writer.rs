@@ -625,6 +625,20 @@ mod tests {
     }
 
     #[test]
+    fn staged_rows_move_column_for_column() {
+        assert_eq!(
+            copy_sql("findemo_staging"),
+            format!("COPY findemo_staging ({COLUMNS}) FROM STDIN (FORMAT binary)")
+        );
+        let insert = move_staged_sql();
+        let (into, from) = insert.split_once(" SELECT ").expect("INSERT ... SELECT");
+        assert_eq!(into, format!("INSERT INTO raw_transactions ({COLUMNS})"));
+        assert_eq!(from, format!("{COLUMNS} FROM findemo_staging"));
+        assert_eq!(COLUMNS.split(", ").count(), 9);
+        assert!(STAGING_SQL.contains("TEMPORARY") && STAGING_SQL.contains("ON COMMIT DELETE ROWS"));
+    }
+
+    #[test]
     fn lock_keys_differ_by_seed() {
         assert_ne!(lock_key(1), lock_key(2));
         assert_eq!(lock_key(1), lock_key(1));
