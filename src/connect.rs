@@ -155,6 +155,19 @@ impl ConnectClient {
         Ok(value.and_then(|v| serde_json::from_value(v).ok()))
     }
 
+    /// Restarts the connector and every one of its tasks, whatever their state: a task
+    /// can report RUNNING after its producer failed for good. Debezium resumes from the
+    /// last position it committed, so changes after it are sent again, none skipped.
+    pub async fn restart(&self, name: &str) -> Result<(), ConnectError> {
+        let url = format!(
+            "{}/connectors/{name}/restart?includeTasks=true&onlyFailed=false",
+            self.base
+        );
+        self.send(&format!("restart {name}"), || self.http.post(&url))
+            .await?;
+        Ok(())
+    }
+
     /// Deletes the connector; nothing to do if it does not exist.
     pub async fn delete(&self, name: &str) -> Result<(), ConnectError> {
         let url = format!("{}/connectors/{name}", self.base);

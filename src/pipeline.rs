@@ -295,8 +295,21 @@ impl Pipeline<'_> {
             "SELECT count() FROM silver.canary WHERE id = 1 AND token = '{}'",
             crate::clickhouse::escape(&token)
         );
+        let connect = self.connect();
+        let mut slot = SlotWatch::new(self.slot_name());
         let mut pause = Duration::from_millis(50);
         loop {
+            // Debezium's task can stop for good while Connect still calls it RUNNING
+            // (seen when the broker restarts under it): the slot then stands still.
+            if slot.stalled(&pg).await {
+                self.printer.line(format!(
+                    "{:<11} no change confirmed by Debezium for {}s: restarting the \
+                     connector's task (it resumes from its last committed position)",
+                    "connector",
+                    STALL.as_secs()
+                ));
+                connect.restart(&self.connector_name()).await?;
+            }
             if ch.exec(&query).await?.trim() != "0" {
                 let took = written.elapsed();
                 task.done(&format!(
@@ -413,5 +426,48 @@ impl Pipeline<'_> {
             .await
             .map_err(postgres::query_err("drop publication"))?;
         Ok(())
+    }
+}
+
+/// How long the canary waits while the replication slot stands still before the
+/// connector's task is restarted (once).
+const STALL: Duration = Duration::from_secs(30);
+
+/// Watches the slot's confirmed position while the canary waits.
+struct SlotWatch {
+    slot: String,
+    last: Option<String>,
+    since: Instant,
+    restarted: bool,
+}
+
+impl SlotWatch {
+    fn new(slot: String) -> SlotWatch {
+        SlotWatch {
+            slot,
+            last: None,
+            since: Instant::now(),
+            restarted: false,
+        }
+    }
+
+    /// True once, when the slot has not moved for [`STALL`].
+    async fn stalled(&mut self, pg: &tokio_postgres::Client) -> bool {
+        let now = pg
+            .query_opt(
+                "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1",
+                &[&self.slot],
+            )
+            .await
+            .ok()
+            .flatten()
+            .and_then(|row| row.get::<_, Option<String>>(0));
+        if now != self.last {
+            self.last = now;
+            self.since = Instant::now();
+        }
+        let stalled = !self.restarted && self.since.elapsed() >= STALL;
+        self.restarted |= stalled;
+        stalled
     }
 }

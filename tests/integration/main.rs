@@ -4,10 +4,13 @@
 //! Each test runs its own stack (own name, own ports, own state directory), so tests
 //! can run in parallel and never touch a user's stack.
 
+mod browser;
 mod harness;
 
+mod dashboard;
 mod dialect;
 mod errors;
+mod faults;
 mod generate;
 mod lifecycle;
 mod pipeline;
