@@ -20,6 +20,16 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// The stack's credentials, which `up` writes; an error saying so when missing.
+    pub fn credentials(&self) -> Result<crate::state::Credentials, CommandError> {
+        state::load(&self.credentials_path)?.ok_or_else(|| {
+            CommandError::Refused(format!(
+                "stack '{}' has no credentials yet: run `findemo up` first",
+                self.config.stack
+            ))
+        })
+    }
+
     /// The pipeline's SQL and connector files: the configured folder, or the built-in
     /// ones.
     pub fn pipeline_files(&self) -> Result<PipelineFiles, MigrateError> {

@@ -148,34 +148,16 @@ impl ClickHouse {
         let query = format!("{sql}\nFORMAT JSONCompact");
         let max_rows = (limits.max_rows + 1).to_string();
         let max_secs = limits.max_execution_secs.to_string();
-        let response = self
-            .http
-            .get(&self.base)
-            .header("X-ClickHouse-User", &self.user)
-            .header("X-ClickHouse-Key", &self.password)
-            .query(&[
-                ("query", query.as_str()),
-                ("max_result_rows", max_rows.as_str()),
-                ("result_overflow_mode", "break"),
-                ("max_execution_time", max_secs.as_str()),
-                // Buffer the whole answer, so an error found late is an HTTP error
-                // and not a broken JSON document.
-                ("wait_end_of_query", "1"),
-            ])
-            .send()
-            .await
-            .map_err(|e| ChError::Connect {
-                endpoint: self.base.clone(),
-                reason: crate::probe::http_reason(e),
-            })?;
-        let status = response.status();
-        let text = response.text().await.unwrap_or_default();
-        if !status.is_success() {
-            return Err(ChError::Query {
-                what: "query".into(),
-                message: server_message(&text),
-            });
-        }
+        let request = self.http.get(&self.base).query(&[
+            ("query", query.as_str()),
+            ("max_result_rows", max_rows.as_str()),
+            ("result_overflow_mode", "break"),
+            ("max_execution_time", max_secs.as_str()),
+            // Buffer the whole answer, so an error found late is an HTTP error and
+            // not a broken JSON document.
+            ("wait_end_of_query", "1"),
+        ]);
+        let text = self.send(request, "query").await?;
         serde_json::from_str(&text).map_err(|e| ChError::Query {
             what: "query".into(),
             message: format!("unexpected answer ({e}): {}", first_line(&text)),
@@ -184,12 +166,16 @@ impl ClickHouse {
 
     /// Runs one statement; returns the response body.
     pub async fn exec(&self, sql: &str) -> Result<String, ChError> {
-        let response = self
-            .http
-            .post(&self.base)
+        let request = self.http.post(&self.base).body(sql.to_string());
+        self.send(request, first_line(sql)).await
+    }
+
+    /// Sends `request` as the stack's user; the body, or ClickHouse's message naming
+    /// `what` failed.
+    async fn send(&self, request: reqwest::RequestBuilder, what: &str) -> Result<String, ChError> {
+        let response = request
             .header("X-ClickHouse-User", &self.user)
             .header("X-ClickHouse-Key", &self.password)
-            .body(sql.to_string())
             .send()
             .await
             .map_err(|e| ChError::Connect {
@@ -202,7 +188,7 @@ impl ClickHouse {
             Ok(text)
         } else {
             Err(ChError::Query {
-                what: first_line(sql).to_string(),
+                what: what.to_string(),
                 message: server_message(&text),
             })
         }

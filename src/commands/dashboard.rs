@@ -8,16 +8,10 @@ use crate::cli::DashboardArgs;
 use crate::commands::CommandError;
 use crate::dashboard;
 use crate::service::Service;
-use crate::state;
 
 pub async fn run(args: DashboardArgs, ctx: &Ctx) -> Result<ExitCode, CommandError> {
     let config = &ctx.config;
-    let creds = state::load(&ctx.credentials_path)?.ok_or_else(|| {
-        CommandError::Refused(format!(
-            "stack '{}' has no credentials yet: run `findemo up` first",
-            config.stack
-        ))
-    })?;
+    let creds = ctx.credentials()?;
     if !args.bind.is_loopback() {
         ctx.printer.line(format!(
             "warning: listening on {}: anyone who can reach this machine can read the \

@@ -15,7 +15,6 @@ use crate::clickhouse::ClickHouse;
 use crate::commands::CommandError;
 use crate::pipeline::SILVER;
 use crate::postgres;
-use crate::state;
 
 const SOURCE_DAYS: &str = "\
     SELECT t.\"timestamp\"::date::text, count(*)::text, sum(t.amount)::text, \
@@ -81,12 +80,7 @@ pub(crate) struct Report {
 
 pub async fn run(args: VerifyArgs, ctx: &Ctx) -> Result<ExitCode, CommandError> {
     let config = &ctx.config;
-    let creds = state::load(&ctx.credentials_path)?.ok_or_else(|| {
-        CommandError::Refused(format!(
-            "stack '{}' has no credentials yet: run `findemo up` first",
-            config.stack
-        ))
-    })?;
+    let creds = ctx.credentials()?;
     let pg = postgres::connect(config, &creds).await?;
     let ch = ClickHouse::new(config, &creds);
 
