@@ -118,7 +118,15 @@ impl ClickHouse {
     where
         T: clickhouse::RowOwned + clickhouse::RowRead,
     {
-        query.fetch_all::<T>().await.map_err(|err| match err {
+        let sql = tracing::enabled!(tracing::Level::DEBUG).then(|| query.sql_display().to_string());
+        let started = std::time::Instant::now();
+        let result = query.fetch_all::<T>().await;
+        if let Some(sql) = sql {
+            // FINDEMO_LOG=findemo::clickhouse=debug shows what the dashboard reads.
+            let ms = started.elapsed().as_secs_f64() * 1000.0;
+            tracing::debug!(what, ms, rows = result.as_ref().map_or(0, Vec::len), %sql, "typed query");
+        }
+        result.map_err(|err| match err {
             clickhouse::error::Error::Network(e) => ChError::Connect {
                 endpoint: self.base.clone(),
                 reason: e.to_string(),

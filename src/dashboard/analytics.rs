@@ -115,12 +115,9 @@ struct Count {
     n: u64,
 }
 
-async fn total(app: &App, from: &str, filter: &Filter) -> Result<u64, ApiError> {
+async fn total(app: &App, what: &str, from: &str, filter: &Filter) -> Result<u64, ApiError> {
     let sql = format!("SELECT count() AS n FROM {from} WHERE {}", filter.sql());
-    let rows: Vec<Count> = app
-        .ch
-        .fetch("count", filter.bind(app.ch.query(&sql)))
-        .await?;
+    let rows: Vec<Count> = app.ch.fetch(what, filter.bind(app.ch.query(&sql))).await?;
     Ok(rows.first().map_or(0, |r| r.n))
 }
 
@@ -206,7 +203,15 @@ pub async fn transactions(
     let counted = fresh && currency.is_empty();
     let total = match counted.then(|| index.total(status)).flatten() {
         Some(total) => total,
-        None => total(&app, &format!("(SELECT * FROM {CURRENT})"), &filter).await?,
+        None => {
+            total(
+                &app,
+                "count transactions",
+                &format!("(SELECT * FROM {CURRENT})"),
+                &filter,
+            )
+            .await?
+        }
     };
     Ok(Json(Page {
         total,
@@ -268,7 +273,7 @@ pub async fn merchants(
         .bind(search.size());
     let rows = app.ch.fetch("search merchants", query).await?;
     Ok(Json(Page {
-        total: total(&app, MERCHANT_FROM, &filter).await?,
+        total: total(&app, "count merchants", MERCHANT_FROM, &filter).await?,
         rows,
         page: search.page,
         size: search.size(),
@@ -369,7 +374,7 @@ pub async fn accounts(
         })
         .collect();
     Ok(Json(Page {
-        total: total(&app, ACCOUNT_FROM, &filter).await?,
+        total: total(&app, "count accounts", ACCOUNT_FROM, &filter).await?,
         rows,
         page: search.page,
         size: search.size(),

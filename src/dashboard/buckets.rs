@@ -303,14 +303,21 @@ impl Buckets {
         detail_from: u32,
         merchant_from: u32,
     ) -> Result<(), ChError> {
-        let newest = |sql: &'static str| async move {
-            let rows: Vec<Newest> = ch.fetch("newest commit", ch.query(sql)).await?;
+        let newest = |what: &'static str, sql: &'static str| async move {
+            let rows: Vec<Newest> = ch.fetch(what, ch.query(sql)).await?;
             Ok::<i64, ChError>(rows.first().map_or(0, |r| r.newest))
         };
         // Read first: what commits meanwhile falls in the band and is taken in next.
-        let newest_ms =
-            newest("SELECT max(source_ts_ms) AS newest FROM silver.transactions_by_time").await?;
-        let fx_mark_ms = newest("SELECT max(source_ts_ms) AS newest FROM silver.fx_rates").await?;
+        let newest_ms = newest(
+            "newest transaction commit",
+            "SELECT max(source_ts_ms) AS newest FROM silver.transactions_by_time",
+        )
+        .await?;
+        let fx_mark_ms = newest(
+            "newest FX commit",
+            "SELECT max(source_ts_ms) AS newest FROM silver.fx_rates",
+        )
+        .await?;
         let from_ms = newest_ms - BAND_MS;
         let counts: Vec<BandRow> = ch
             .fetch(
