@@ -150,6 +150,12 @@ pub struct GenerateArgs {
     /// Days of FX rates before the first transaction [default: 365, or generator.fx_days]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), allow_negative_numbers = true)]
     pub fx_days: Option<u32>,
+    /// How new transactions are written: `insert` (one WAL record per row, safe across
+    /// a Kafka Connect restart) or `copy` (plain COPY: rows share WAL positions, which
+    /// released Debezium connectors can skip on a restart) [default: insert, or
+    /// generator.write]
+    #[arg(long, value_name = "insert|copy", value_parser = crate::config::WriteMethod::parse)]
+    pub write: Option<crate::config::WriteMethod>,
 }
 
 /// `90`, `90s`, `500ms`, `5m`, `1h`: a length of time above zero.

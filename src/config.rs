@@ -507,6 +507,7 @@ pub struct GeneratorFlags {
     pub merchants: Option<u32>,
     pub ips: Option<u32>,
     pub fx_days: Option<u32>,
+    pub write: Option<WriteMethod>,
 }
 
 impl GeneratorConfig {
@@ -519,6 +520,7 @@ impl GeneratorConfig {
         config.merchants = flags.merchants.unwrap_or(config.merchants);
         config.ips = flags.ips.unwrap_or(config.ips);
         config.fx_days = flags.fx_days.unwrap_or(config.fx_days);
+        config.write = flags.write.unwrap_or(config.write);
         check_generator(&config).map_err(|message| ConfigError::Invalid {
             path: "findemo generate".into(),
             message,
@@ -852,6 +854,12 @@ mod tests {
             (9, Rate::Max, 3)
         );
         assert_eq!(merged.accounts, g.accounts);
+        assert_eq!(merged.write, WriteMethod::Insert);
+        let copy = GeneratorFlags {
+            write: Some(WriteMethod::Copy),
+            ..Default::default()
+        };
+        assert_eq!(g.with_flags(&copy).unwrap().write, WriteMethod::Copy);
         let zero = GeneratorFlags {
             ips: Some(0),
             ..Default::default()

@@ -41,6 +41,7 @@ pub async fn run(args: GenerateArgs, ctx: &Ctx) -> Result<ExitCode, CommandError
         merchants: args.merchants,
         ips: args.ips,
         fx_days: args.fx_days,
+        write: args.write,
     };
     let plan = Plan {
         config: ctx.config.generator.with_flags(&flags)?,

@@ -122,9 +122,20 @@ pub async fn pipeline(State(app): State<Arc<App>>) -> Response {
     latest(app.pipeline.clone()).await
 }
 
+/// A snapshot's `at` (its first field), in unix seconds.
+fn taken_at(data: &str) -> Option<f64> {
+    let rest = data.strip_prefix(r#"{"at":"#)?;
+    rest[..rest.find(',')?].parse().ok()
+}
+
+/// The newest snapshot; one taken more than two refreshes ago (no page was listening)
+/// is waited for anew. Holding the receiver counts as a listener, so the refresher
+/// runs meanwhile.
 async fn latest(mut rx: watch::Receiver<Arc<str>>) -> Response {
-    // Holding the receiver counts as a listener, so the refresher runs meanwhile.
-    let wait = rx.wait_for(|data| !data.is_empty());
+    let fresh = |data: &Arc<str>| {
+        taken_at(data).is_some_and(|at| now_secs() - at < PIPELINE_EVERY.as_secs_f64() + 1.0)
+    };
+    let wait = rx.wait_for(fresh);
     let data = match tokio::time::timeout(Duration::from_secs(30), wait).await {
         Ok(Ok(data)) => data.clone(),
         _ => Arc::from(r#"{"error":"no snapshot yet"}"#),
@@ -691,6 +702,16 @@ async fn pipeline_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_snapshot_says_when_it_was_taken() {
+        assert_eq!(
+            taken_at(r#"{"at":1764291600.5,"error":null}"#),
+            Some(1764291600.5)
+        );
+        assert_eq!(taken_at(""), None);
+        assert_eq!(taken_at(r#"{"error":"no"}"#), None);
+    }
 
     #[test]
     fn numbers_read_well() {

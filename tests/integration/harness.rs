@@ -32,7 +32,11 @@ impl Bed {
         );
         let dir = tempfile::tempdir().expect("temp dir");
         let ports = free_ports();
-        let mut yaml = format!("stack: {stack}\nready_timeout_secs: 120\nservices:\n");
+        // The canary may wait behind a backlog on a busy machine (tests run two at a
+        // time on two cores).
+        let mut yaml = format!(
+            "stack: {stack}\nready_timeout_secs: 120\npipeline:\n  canary_timeout_secs: 300\nservices:\n"
+        );
         for (i, (service, image)) in IMAGES.iter().enumerate() {
             yaml += &format!("  {service}:\n    image: {image}\n    port: {}\n", ports[i]);
         }

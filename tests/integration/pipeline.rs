@@ -127,22 +127,27 @@ fn changes_reach_silver_and_gold_exactly() {
     let files = bed.dir.path().join("pipeline");
     copy_pipeline_files(&files);
     std::fs::write(
-        files.join("sql/clickhouse/0004_broken.sql"),
+        files.join("sql/clickhouse/0005_broken.sql"),
         "-- a file with a typo\nCREATE VIEW IF NOT EXISTS gold.broken AS SELEC 1;\n",
     )
     .unwrap();
-    let config = std::fs::read_to_string(bed.config_path()).unwrap()
-        + &format!("pipeline:\n  files: {}\n", files.display());
+    let config = std::fs::read_to_string(bed.config_path())
+        .unwrap()
+        .replacen(
+            "pipeline:\n",
+            &format!("pipeline:\n  files: {}\n", files.display()),
+            1,
+        );
     std::fs::write(bed.config_path(), config).unwrap();
     let broken = bed.run(&["up"]).failure();
-    assert!(broken.stderr.contains("0004_broken.sql:2:"), "{broken}");
+    assert!(broken.stderr.contains("0005_broken.sql:2:"), "{broken}");
     assert!(
         broken
             .stderr
             .contains("statement 1 (CREATE VIEW IF NOT EXISTS gold.broken"),
         "{broken}"
     );
-    std::fs::remove_file(files.join("sql/clickhouse/0004_broken.sql")).unwrap();
+    std::fs::remove_file(files.join("sql/clickhouse/0005_broken.sql")).unwrap();
 
     // An applied file that changed is reported, not skipped and not re-run.
     let gold = files.join("sql/clickhouse/0003_gold.sql");

@@ -78,9 +78,6 @@ fn restart_connect(bed: &Bed) {
     );
 }
 
-/// Lets `up`'s canary wait behind a restart's backlog on a busy machine.
-const PATIENT_CANARY: &str = "pipeline:\n  canary_timeout_secs: 300\n";
-
 /// `up`: registers the connector again and waits until a change flows through.
 fn register_again(bed: &Bed) {
     let began = Instant::now();
@@ -199,7 +196,6 @@ fn default_write_path_logs_one_wal_record_per_row() {
 #[test]
 fn nothing_lost_when_connect_restarts_three_times_mid_stream() {
     let bed = Bed::new("restart");
-    bed.configure(PATIENT_CANARY);
     bed.run(&["up"]).success();
     let seed = 21;
     // Open-ended, stopped with Ctrl-C once Connect is down for the third time: until
@@ -265,7 +261,6 @@ fn nothing_lost_when_connect_restarts_three_times_mid_stream() {
 #[test]
 fn copy_write_path_loses_rows_when_connect_restarts() {
     let bed = Bed::new("copyloss");
-    bed.configure(PATIENT_CANARY);
     bed.run(&["up"]).success();
     bed.configure("generator:\n  write: copy\n");
     let seed = 31;
