@@ -430,15 +430,16 @@ impl Pipeline<'_> {
 }
 
 /// How long the canary waits while the replication slot stands still before the
-/// connector's task is restarted (once).
+/// connector's task is restarted (again after as long, up to [`RESTARTS`] times).
 const STALL: Duration = Duration::from_secs(30);
+const RESTARTS: u32 = 3;
 
 /// Watches the slot's confirmed position while the canary waits.
 struct SlotWatch {
     slot: String,
     last: Option<String>,
     since: Instant,
-    restarted: bool,
+    restarts: u32,
 }
 
 impl SlotWatch {
@@ -447,11 +448,12 @@ impl SlotWatch {
             slot,
             last: None,
             since: Instant::now(),
-            restarted: false,
+            restarts: 0,
         }
     }
 
-    /// True once, when the slot has not moved for [`STALL`].
+    /// True when the slot has not moved for [`STALL`] (since it last moved or since
+    /// the last restart), at most [`RESTARTS`] times.
     async fn stalled(&mut self, pg: &tokio_postgres::Client) -> bool {
         let now = pg
             .query_opt(
@@ -466,8 +468,11 @@ impl SlotWatch {
             self.last = now;
             self.since = Instant::now();
         }
-        let stalled = !self.restarted && self.since.elapsed() >= STALL;
-        self.restarted |= stalled;
+        let stalled = self.restarts < RESTARTS && self.since.elapsed() >= STALL;
+        if stalled {
+            self.restarts += 1;
+            self.since = Instant::now();
+        }
         stalled
     }
 }
