@@ -15,7 +15,10 @@
 #   4. with 1 and then 10 pages listening (server-sent event streams) for 20 s: the
 #      dashboard's RSS and CPU, the overview's refresh interval as a page received it,
 #      ClickHouse's queries, and the rows it selected per refresh (its SelectedMarks
-#      counter x 8,192: an upper bound, all queries on the server included).
+#      counter x 8,192: an upper bound, all queries on the server included);
+#   5. where chdb is installed (tests/test.sh installs it): the queries the dashboard
+#      sent, timed on the stack's ClickHouse and on a current release holding the same
+#      rows (bench/dashboard_current.py).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -30,7 +33,7 @@ while [ $# -gt 0 ]; do
         --rows) counts=$2; shift 2 ;;
         --samples) samples=$2; shift 2 ;;
         --keep) keep=1; shift ;;
-        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
         *) echo "bench: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -40,6 +43,7 @@ if [ -z "${FINDEMO:-}" ]; then
     cargo build --release --quiet
 fi
 fd() { "$findemo" -c "$config" --stack "$stack" "$@"; }
+fd_cmd=("$findemo" -c "$config" --stack "$stack")
 state_dir=${FINDEMO_STATE_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/findemo}
 creds="$state_dir/$stack.credentials.json"
 dash_pid=""
@@ -109,11 +113,14 @@ url="http://127.0.0.1:$port"
 echo "| rows | endpoint | p50 ms | p95 ms |"
 echo "|---|---|---|---|"
 summary=()
+current=()
 for n in $counts; do
     echo "bench: generating up to $n transactions, then waiting for ClickHouse" >&2
     fd -q generate --rate max --count "$n" >/dev/null
     fd -q verify --timeout 3600 >/dev/null
-    fd -q dashboard --port "$port" >/dev/null 2>&1 &
+    # Not through fd(): $! must be the dashboard itself, for its CPU and memory.
+    FINDEMO_LOG=findemo::clickhouse=debug NO_COLOR=1 "${fd_cmd[@]}" -q dashboard --port "$port" \
+        >/dev/null 2>"$tmp/dashboard-$n.log" &
     dash_pid=$!
     until curl -fsS "$url/" >/dev/null 2>&1; do sleep 0.2; done
     some_tx=$(ch "SELECT toString(transaction_id) FROM silver.transactions_by_time ORDER BY ts DESC LIMIT 1")
@@ -165,8 +172,18 @@ for n in $counts; do
     kill "$dash_pid" 2>/dev/null || true
     wait "$dash_pid" 2>/dev/null || true
     dash_pid=""
+    # The same queries on a current ClickHouse (chdb) with the same rows.
+    chdb_python=${FINDEMO_CHDB_PYTHON:-${FINDEMO_TESTBED_CACHE:-/var/cache/findemo-testbed}/chdb-venv/bin/python}
+    if [ -x "$chdb_python" ]; then
+        echo "bench: timing the dashboard's queries on chdb too" >&2
+        current+=("$("$chdb_python" bench/dashboard_current.py "$tmp/dashboard-$n.log" "$ch_port" "$creds" 3)")
+    fi
 done
 echo
 echo "| rows | pages open | dashboard RSS MiB | dashboard CPU % of a core | overview interval p50 / p95 s | ClickHouse queries in 20 s | rows selected per refresh (at most) | filled overview in Chromium ms |"
 echo "|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${summary[@]}"
+for table in "${current[@]}"; do
+    echo
+    echo "$table"
+done
