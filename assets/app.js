@@ -450,11 +450,14 @@
     addEventListener('resize', onResize);
     return { update: (kind) => kind === 'overview' && render(), destroy: () => removeEventListener('resize', onResize) };
   }
-  /** Per-second series with absent seconds as 0, over the last 15 minutes. */
+  /** Per-second series with absent seconds as 0, over the last 15 minutes. It ends at
+   *  the newest second with data while that is recent: the seconds after it have not
+   *  reached ClickHouse yet (pipeline lag), they are not zero. */
   function fillSeconds(tps, at) {
     if (!tps.length) return [];
     const byT = new Map(tps.map((p) => [Math.floor(p[0]), num(p[1]) || 0]));
-    const last = Math.max(Math.floor(tps[tps.length - 1][0]), Math.floor(num(at) || 0) - 1);
+    const newest = Math.floor(tps[tps.length - 1][0]), now = Math.floor(num(at) || 0) - 1;
+    const last = now - newest <= 30 ? newest : Math.max(newest, now);
     const out = [];
     for (let t = last - 899; t <= last; t++) out.push([t, byT.get(t) || 0]);
     return out;
