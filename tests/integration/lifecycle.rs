@@ -63,7 +63,15 @@ fn up_status_down_up_reset() {
     assert_eq!(down.json()["healthy"], false);
     bed.run(&["down"]).success().stdout_has("nothing running");
 
-    bed.run(&["up"]).success().stdout_has("is up");
+    let again = bed.run(&["up"]);
+    if again.code != Some(0) {
+        let logs: Vec<String> = ["connect", "postgres", "kafka"]
+            .iter()
+            .map(|s| bed.run(&["logs", s, "-n", "60"]).to_string())
+            .collect();
+        panic!("up after down failed\n{again}\n{}", logs.join("\n"));
+    }
+    again.stdout_has("is up");
     rt().block_on(async {
         let pg = postgres(&bed).await;
         let v: String = pg
