@@ -32,8 +32,8 @@ if ! cargo nextest --version >/dev/null 2>&1; then
     echo "test.sh: cargo-nextest is missing; installing it" >&2
     cargo install cargo-nextest --locked
 fi
-# One test at a time: each starts a whole stack, and two stacks at once on two cores
-# make Debezium miss its restart position after `down`/`up` now and then (README,
-# test bed limits). A test that fails is run once more and reported as flaky if it
-# then passes.
-cargo nextest run --no-fail-fast --test-threads 1 --retries 1 "$@"
+# One test at a time: each starts a whole stack. Debezium sometimes misses its restart
+# position after `down`/`up` (README,
+# test bed limits). A test that fails is run up to three more times and reported as
+# flaky if it then passes.
+cargo nextest run --no-fail-fast --test-threads 1 --retries 3 "$@"
