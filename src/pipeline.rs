@@ -274,20 +274,18 @@ impl Pipeline<'_> {
     }
 
     /// Writes a fresh token to the canary row and waits until silver shows it.
-    /// Returns the end-to-end time.
+    /// Returns the end-to-end time. Two known stalls are undone on the way: a
+    /// connector task that stopped while Connect calls it RUNNING (restarted), and
+    /// ClickHouse consumers that got no partitions back after a restart (re-attached).
     pub async fn canary(&self, timeout: Duration) -> Result<Duration, PipelineError> {
         let token = Alphanumeric.sample_string(&mut rand::rng(), 16);
         let task = self
             .printer
             .task("canary", "writing a change to PostgreSQL");
-        let pg = postgres::connect(self.config, self.creds).await?;
-        pg.execute(
-            "INSERT INTO findemo_canary (id, token) VALUES (1, $1) \
-             ON CONFLICT (id) DO UPDATE SET token = EXCLUDED.token",
-            &[&token],
-        )
-        .await
-        .map_err(postgres::query_err("write the canary row"))?;
+        let mut pg = postgres::connect(self.config, self.creds).await?;
+        let lsn = write_canary(&mut pg, &token)
+            .await
+            .map_err(postgres::query_err("write the canary row"))?;
         let written = Instant::now();
         task.message("waiting for it in ClickHouse silver");
         let ch = self.clickhouse();
@@ -296,19 +294,30 @@ impl Pipeline<'_> {
             crate::clickhouse::escape(&token)
         );
         let connect = self.connect();
-        let mut slot = SlotWatch::new(self.slot_name());
+        let mut watch = CanaryWatch::new(self.slot_name(), lsn);
         let mut pause = Duration::from_millis(50);
         loop {
-            // Debezium's task can stop for good while Connect still calls it RUNNING
-            // (seen when the broker restarts under it): the slot then stands still.
-            if slot.stalled(&pg).await {
-                self.printer.line(format!(
-                    "{:<11} no change confirmed by Debezium for {}s: restarting the \
-                     connector's task (it resumes from its last committed position)",
-                    "connector",
-                    STALL.as_secs()
-                ));
-                connect.restart(&self.connector_name()).await?;
+            match watch.check(&pg).await {
+                Stall::None => {}
+                Stall::Connector => {
+                    self.printer.line(format!(
+                        "{:<11} no change confirmed by Debezium for {}s: restarting the \
+                         connector's task (it resumes from its last committed position)",
+                        "connector",
+                        STALL.as_secs()
+                    ));
+                    connect.restart(&self.connector_name()).await?;
+                }
+                Stall::ClickHouse => {
+                    self.printer.line(format!(
+                        "{:<11} the change left Debezium {}s ago but is not in bronze: \
+                         re-attaching ClickHouse's Kafka tables (they resume at their \
+                         committed offsets)",
+                        "clickhouse",
+                        UNCONSUMED.as_secs()
+                    ));
+                    reattach_kafka_tables(&ch).await?;
+                }
             }
             if ch.exec(&query).await?.trim() != "0" {
                 let took = written.elapsed();
@@ -429,50 +438,135 @@ impl Pipeline<'_> {
     }
 }
 
-/// How long the canary waits while the replication slot stands still before the
-/// connector's task is restarted (again after as long, up to [`RESTARTS`] times).
+/// Writes the canary token in a transaction and returns a WAL position inside it:
+/// once the slot's confirmed position has reached it, Debezium has sent the change.
+async fn write_canary(
+    pg: &mut tokio_postgres::Client,
+    token: &str,
+) -> Result<String, tokio_postgres::Error> {
+    let tx = pg.transaction().await?;
+    tx.execute(
+        "INSERT INTO findemo_canary (id, token) VALUES (1, $1) \
+         ON CONFLICT (id) DO UPDATE SET token = EXCLUDED.token",
+        &[&token],
+    )
+    .await?;
+    let lsn: String = tx
+        .query_one("SELECT pg_current_wal_insert_lsn()::text", &[])
+        .await?
+        .get(0);
+    tx.commit().await?;
+    Ok(lsn)
+}
+
+/// The bronze tables that read Kafka, one per captured table.
+fn kafka_tables() -> impl Iterator<Item = String> {
+    TABLES.iter().map(|t| format!("bronze.{t}_queue"))
+}
+
+/// Detaches ClickHouse's Kafka tables, so their consumers leave their groups now
+/// rather than when the broker times them out. They come back when ClickHouse
+/// starts (a DETACH without PERMANENT keeps the table's definition).
+pub async fn detach_kafka_tables(ch: &ClickHouse) -> Result<(), ChError> {
+    for table in kafka_tables() {
+        ch.exec(&format!("DETACH TABLE IF EXISTS {table}")).await?;
+    }
+    Ok(())
+}
+
+/// Detaches and attaches ClickHouse's Kafka tables: their consumers join their
+/// groups afresh and resume at the committed offsets.
+async fn reattach_kafka_tables(ch: &ClickHouse) -> Result<(), ChError> {
+    detach_kafka_tables(ch).await?;
+    for table in kafka_tables() {
+        ch.exec(&format!("ATTACH TABLE {table}")).await?;
+    }
+    Ok(())
+}
+
+/// How long the canary waits while the replication slot stands still short of the
+/// canary before the connector's task is restarted (again after as long, up to
+/// [`RESTARTS`] times).
 const STALL: Duration = Duration::from_secs(30);
 const RESTARTS: u32 = 3;
 
-/// Watches the slot's confirmed position while the canary waits.
-struct SlotWatch {
-    slot: String,
-    last: Option<String>,
-    since: Instant,
-    restarts: u32,
+/// How long silver may miss a change Debezium has confirmed before ClickHouse's
+/// Kafka tables are re-attached (up to [`REATTACHES`] times). Longer than the
+/// consumers' session timeout (10 s, set in ClickHouse's `<kafka>` config): by then
+/// the broker has expired the members of a ClickHouse that stopped without leaving,
+/// which still held the partitions. (tansu, the test bed's broker, does not hand them
+/// on by itself; a fresh join gets them.)
+const UNCONSUMED: Duration = Duration::from_secs(25);
+const REATTACHES: u32 = 2;
+
+/// What the canary's wait should undo.
+#[derive(Debug, PartialEq)]
+enum Stall {
+    None,
+    /// The slot stands still short of the canary: Debezium's task is stuck.
+    Connector,
+    /// Debezium sent the canary long ago, and silver still lacks it.
+    ClickHouse,
 }
 
-impl SlotWatch {
-    fn new(slot: String) -> SlotWatch {
-        SlotWatch {
+/// Watches the slot's confirmed position while the canary waits.
+struct CanaryWatch {
+    slot: String,
+    /// A WAL position inside the canary's transaction.
+    lsn: String,
+    last: Option<String>,
+    since: Instant,
+    confirmed_at: Option<Instant>,
+    restarts: u32,
+    reattaches: u32,
+}
+
+impl CanaryWatch {
+    fn new(slot: String, lsn: String) -> CanaryWatch {
+        CanaryWatch {
             slot,
+            lsn,
             last: None,
             since: Instant::now(),
+            confirmed_at: None,
             restarts: 0,
+            reattaches: 0,
         }
     }
 
-    /// True when the slot has not moved for [`STALL`] (since it last moved or since
-    /// the last restart), at most [`RESTARTS`] times.
-    async fn stalled(&mut self, pg: &tokio_postgres::Client) -> bool {
-        let now = pg
+    async fn check(&mut self, pg: &tokio_postgres::Client) -> Stall {
+        let row = pg
             .query_opt(
-                "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1",
-                &[&self.slot],
+                "SELECT confirmed_flush_lsn::text, confirmed_flush_lsn >= $2::text::pg_lsn \
+                 FROM pg_replication_slots WHERE slot_name = $1",
+                &[&self.slot, &self.lsn],
             )
             .await
             .ok()
-            .flatten()
-            .and_then(|row| row.get::<_, Option<String>>(0));
-        if now != self.last {
-            self.last = now;
+            .flatten();
+        let position = row.as_ref().and_then(|r| r.get::<_, Option<String>>(0));
+        let confirmed = row
+            .as_ref()
+            .and_then(|r| r.get::<_, Option<bool>>(1))
+            .unwrap_or(false);
+        if confirmed {
+            let at = *self.confirmed_at.get_or_insert_with(Instant::now);
+            if self.reattaches < REATTACHES && at.elapsed() >= UNCONSUMED {
+                self.reattaches += 1;
+                self.confirmed_at = Some(Instant::now());
+                return Stall::ClickHouse;
+            }
+            return Stall::None;
+        }
+        if position != self.last {
+            self.last = position;
             self.since = Instant::now();
         }
-        let stalled = self.restarts < RESTARTS && self.since.elapsed() >= STALL;
-        if stalled {
+        if self.restarts < RESTARTS && self.since.elapsed() >= STALL {
             self.restarts += 1;
             self.since = Instant::now();
+            return Stall::Connector;
         }
-        stalled
+        Stall::None
     }
 }

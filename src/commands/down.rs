@@ -8,44 +8,16 @@ use crate::commands::CommandError;
 use crate::docker::Engine;
 use crate::service::Service;
 
-/// Connect commits its offsets every 5 s (and Debezium sends a heartbeat as often),
-/// then Debezium confirms them to the slot.
-const SETTLE: std::time::Duration = std::time::Duration::from_secs(6);
-const SETTLE_MAX: std::time::Duration = std::time::Duration::from_secs(20);
-
-/// Waits (bounded) until the replication slot's confirmed position has stood still for
-/// an offset-commit interval, or 20 s, so Connect's stored offsets cover what it
-/// streamed. (Debezium is sometimes seen filtering the stream for good after
-/// `down`/`up`; this wait does not prevent that, see README's test bed limits.)
-async fn let_connect_commit(ctx: &Ctx) {
+/// Detaches ClickHouse's Kafka tables so their consumers leave their groups before
+/// ClickHouse stops (ClickHouse 18.16 aborts on shutdown without leaving them). A
+/// member that never left holds its partitions on the broker until its session
+/// times out: the next `up` would wait for that. Best effort: a ClickHouse that does
+/// not answer is stopped all the same.
+async fn let_consumers_leave(ctx: &Ctx) {
     let Ok(creds) = ctx.credentials() else { return };
-    let Ok(pg) = crate::postgres::connect(&ctx.config, &creds).await else {
-        return;
-    };
-    let slot = crate::pipeline::slot_name(&ctx.config.stack);
-    let started = std::time::Instant::now();
-    let mut last: Option<String> = None;
-    let mut since = std::time::Instant::now();
-    while started.elapsed() < SETTLE_MAX {
-        let now = pg
-            .query_opt(
-                "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1",
-                &[&slot],
-            )
-            .await
-            .ok()
-            .flatten()
-            .and_then(|row| row.get::<_, Option<String>>(0));
-        if now.is_none() {
-            return;
-        }
-        if now != last {
-            last = now;
-            since = std::time::Instant::now();
-        } else if since.elapsed() >= SETTLE {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let ch = crate::clickhouse::ClickHouse::new(&ctx.config, &creds);
+    if let Err(e) = crate::pipeline::detach_kafka_tables(&ch).await {
+        tracing::debug!("detaching the Kafka tables: {e}");
     }
 }
 
@@ -58,10 +30,13 @@ pub async fn run(args: DownArgs, ctx: &Ctx) -> Result<ExitCode, CommandError> {
         let container = service.container_name(&ctx.config.stack);
         match engine.inspect(&container).await? {
             Some(status) if status.running => {
-                if *service == Service::Connect {
-                    let task = ctx.printer.task("connect", "letting it commit its offsets");
-                    let_connect_commit(ctx).await;
-                    task.done("offsets committed");
+                if *service == Service::Clickhouse {
+                    let task = ctx.printer.task(
+                        "clickhouse",
+                        "letting its Kafka consumers leave their groups",
+                    );
+                    let_consumers_leave(ctx).await;
+                    task.done("consumers left");
                 }
                 let task = ctx.printer.task(service.name(), "stopping");
                 engine.stop(&container, grace).await?;

@@ -8,7 +8,10 @@ Usage: conformance.py BOOTSTRAP PHASE
                 2. the high watermark equals the number of records written;
                 4. a group member that dies without leaving is replaced after the session
                    timeout, and its successor resumes at the committed offset;
-                5. metadata hands host clients a host-reachable broker address.
+                5. metadata hands host clients a host-reachable broker address;
+                6. the partition of a member that dies without leaving goes to the
+                   member that stays (and had none), once the dead one's session has
+                   timed out.
   PHASE=after:  run after the broker container restarted:
                 3. the topic, its records and the committed group offset survived.
 Exit 0 when every check holds; each failure is printed.
@@ -115,6 +118,64 @@ def replacement(bootstrap):
     )
 
 
+SHARED = "conformance-t6"
+
+
+def holder(bootstrap, holding, crash):
+    """Takes the partition, keeps it through the survivor's join, then crashes."""
+    # Range assignment orders members by id, which starts with the client id: "a-"
+    # sorts first, so this member keeps the partition when the survivor joins.
+    c = consumer(bootstrap, group=GROUP + "-s", **{"session.timeout.ms": 6000, "client.id": "a-holder"})
+    c.subscribe([SHARED])
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        c.poll(0.2)
+        holding.value = len(c.assignment())
+        if crash.is_set():
+            os._exit(0)  # no LeaveGroup, no close: a crash
+    os._exit(1)
+
+
+def takeover(bootstrap):
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for f in admin.create_topics([NewTopic(SHARED, num_partitions=1, replication_factor=1)]).values():
+        f.result(15)
+    ctx = multiprocessing.get_context("fork")
+    holding, crash = ctx.Value("i", 0), ctx.Event()
+    dying = ctx.Process(target=holder, args=(bootstrap, holding, crash))
+    dying.start()
+    deadline = time.time() + 30
+    while holding.value == 0 and time.time() < deadline:
+        time.sleep(0.2)
+    survivor = consumer(bootstrap, group=GROUP + "-s", **{"session.timeout.ms": 6000, "client.id": "b-survivor"})
+    survivor.subscribe([SHARED])
+    settle = time.time() + 10  # both members through the rebalance
+    while time.time() < settle:
+        survivor.poll(0.2)
+    held = holding.value
+    crash.set()
+    dying.join(5)
+    if held == 0 or survivor.assignment():
+        survivor.close()
+        check("6. a dead member's partition goes to the survivor", False,
+              f"setup: the first member held {held} partition(s), the survivor {len(survivor.assignment())}")
+        return
+    p = Producer({"bootstrap.servers": bootstrap})
+    p.produce(SHARED, value=b"after the crash", partition=0)
+    p.flush(15)
+    started, got = time.time(), None
+    while got is None and time.time() - started < 45:
+        m = survivor.poll(0.5)
+        if m is not None and m.error() is None:
+            got = m.offset()
+    survivor.close()
+    check(
+        "6. a dead member's partition goes to the survivor",
+        got is not None,
+        f"the survivor read offset {got} {time.time() - started:.1f}s after the first member crashed",
+    )
+
+
 def before(bootstrap, host_port):
     write(bootstrap)
     for start, want in [(0, list(range(20))), (5, list(range(5, 20))), (15, list(range(15, 20)))]:
@@ -128,6 +189,7 @@ def before(bootstrap, host_port):
     g.commit(offsets=[TopicPartition(TOPIC, 0, COMMITTED)], asynchronous=False)
     g.close()
     replacement(bootstrap)
+    takeover(bootstrap)
     md = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10)
     brokers = [(b.host, b.port) for b in md.brokers.values()]
     check(
