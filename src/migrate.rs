@@ -48,6 +48,7 @@ impl PipelineFiles {
                 "sql/clickhouse/0002_silver.sql",
                 "sql/clickhouse/0003_gold.sql",
                 "sql/clickhouse/0004_dashboard.sql",
+                "sql/clickhouse/0005_by_account.sql",
             ],
             connector: builtin!["connectors/postgres-source.json"].remove(0),
         }

@@ -124,6 +124,8 @@ async fn total(app: &App, what: &str, from: &str, filter: &Filter) -> Result<u64
 /// Current transactions (newest version, deletes removed), with the columns
 /// [`with_eur_and_name`] needs. Laid out by time, so a page of the newest is cheap.
 const CURRENT: &str = "silver.transactions_by_time FINAL WHERE is_deleted = 0";
+/// The same, laid out by account: cheap for the transactions of a few accounts.
+const BY_ACCOUNT: &str = "silver.transactions_by_account FINAL WHERE is_deleted = 0";
 const TX_COLUMNS: &str =
     "transaction_id, account_id, ts, day, amount, currency, merchant_id, status, ip, device_id";
 
@@ -151,12 +153,25 @@ pub async fn transactions(
 ) -> Result<Json<Page<TxRow>>, ApiError> {
     let started = Instant::now();
     let mut filter = Filter::default();
-    filter.add(
-        "positionCaseInsensitive(concat(toString(transaction_id), ' ', account_id, ' ', \
-         merchant_id, ' ', ip, ' ', device_id), ?) > 0",
-        &search.q,
-        1,
-    );
+    // Text that is the start of an account id is looked up by account; other text is
+    // searched for in every identifying column.
+    let account_prefix = account_prefix(&search.q);
+    let current = match &account_prefix {
+        Some(prefix) => {
+            // LIKE with a fixed prefix uses the sorting key (startsWith does not on 18.16).
+            filter.add("account_id LIKE ?", &format!("{prefix}%"), 1);
+            BY_ACCOUNT
+        }
+        None => {
+            filter.add(
+                "positionCaseInsensitive(concat(toString(transaction_id), ' ', account_id, ' ', \
+                 merchant_id, ' ', ip, ' ', device_id), ?) > 0",
+                &search.q,
+                1,
+            );
+            CURRENT
+        }
+    };
     filter.add("status = ?", &search.status, 1);
     filter.add("currency = ?", &search.currency, 1);
     filter.add("account_id = ?", &search.account, 1);
@@ -182,7 +197,7 @@ pub async fn transactions(
             )
         });
         let page = format!(
-            "SELECT {TX_COLUMNS} FROM {CURRENT} AND {}{bound} \
+            "SELECT {TX_COLUMNS} FROM {current} AND {}{bound} \
              ORDER BY ts DESC, transaction_id LIMIT ?, ?",
             filter.sql()
         );
@@ -200,18 +215,16 @@ pub async fn transactions(
         // More was deleted in that span than the margin covers: read it all.
         rows = app.ch.fetch("search transactions", read(None)).await?;
     }
-    let counted = fresh && currency.is_empty();
-    let total = match counted.then(|| index.total(status)).flatten() {
-        Some(total) => total,
-        None => {
-            total(
-                &app,
-                "count transactions",
-                &format!("(SELECT * FROM {CURRENT})"),
-                &filter,
-            )
-            .await?
-        }
+    let total = if fresh {
+        index.total(status, currency)
+    } else {
+        total(
+            &app,
+            "count transactions",
+            &format!("(SELECT * FROM {current})"),
+            &filter,
+        )
+        .await?
     };
     Ok(Json(Page {
         total,
@@ -248,7 +261,21 @@ const MERCHANT_FROM: &str = "(\
                    GROUP BY merchant_id) AS s \
     USING (merchant_id))";
 
-/// `GET /api/merchants`: by id.
+#[derive(Deserialize, clickhouse::Row)]
+struct MerchantBase {
+    merchant_id: String,
+    merchant_name: String,
+    merchant_category: String,
+    country: String,
+    risk_rating: u8,
+}
+
+const MERCHANT_BASE: &str = "(\
+    SELECT merchant_id, merchant_name, merchant_category, country, risk_rating \
+    FROM silver.merchants_current)";
+
+/// `GET /api/merchants`: by id. Their figures come from the overview's fresh counts
+/// (kept per minute for the whole history), else from silver.
 pub async fn merchants(
     State(app): State<Arc<App>>,
     Query(search): Query<Search>,
@@ -263,17 +290,53 @@ pub async fn merchants(
     filter.add("merchant_category = ?", &search.category, 1);
     let risk = search.risk.map(|r| r.to_string()).unwrap_or_default();
     filter.add("toString(risk_rating) = ?", &risk, 1);
-    let sql = format!(
-        "SELECT * FROM {MERCHANT_FROM} WHERE {} ORDER BY merchant_id LIMIT ?, ?",
-        filter.sql()
-    );
-    let query = filter
-        .bind(app.ch.query(&sql))
-        .bind(search.offset())
-        .bind(search.size());
-    let rows = app.ch.fetch("search merchants", query).await?;
+    let index = app.index.borrow().clone();
+    let fresh = crate::dashboard::live::now_secs() as u32 <= index.at + INDEX_FRESH_SECS;
+    let page = |from: &str| {
+        let sql = format!(
+            "SELECT * FROM {from} WHERE {} ORDER BY merchant_id LIMIT ?, ?",
+            filter.sql()
+        );
+        filter
+            .bind(app.ch.query(&sql))
+            .bind(search.offset())
+            .bind(search.size())
+    };
+    let rows = if fresh {
+        let base: Vec<MerchantBase> = app
+            .ch
+            .fetch("search merchants", page(MERCHANT_BASE))
+            .await?;
+        base.into_iter()
+            .map(|m| {
+                let t = index
+                    .merchants
+                    .get(&m.merchant_id)
+                    .copied()
+                    .unwrap_or_default();
+                MerchantRow {
+                    merchant_id: m.merchant_id,
+                    merchant_name: m.merchant_name,
+                    merchant_category: m.merchant_category,
+                    country: m.country,
+                    risk_rating: m.risk_rating,
+                    transactions: t.n,
+                    total_eur: super::buckets::to_f64(t.eur),
+                    failure_rate: if t.n == 0 {
+                        0.0
+                    } else {
+                        t.failed as f64 / t.n as f64
+                    },
+                }
+            })
+            .collect()
+    } else {
+        app.ch
+            .fetch("search merchants", page(MERCHANT_FROM))
+            .await?
+    };
     Ok(Json(Page {
-        total: total(&app, "count merchants", MERCHANT_FROM, &filter).await?,
+        total: total(&app, "count merchants", MERCHANT_BASE, &filter).await?,
         rows,
         page: search.page,
         size: search.size(),
@@ -342,19 +405,24 @@ pub async fn accounts(
     let stats: Vec<AccountStats> = if ids.is_empty() {
         Vec::new()
     } else {
-        let sql = "\
-            SELECT account_id, count() AS transactions, toFloat64(sum(amount_eur)) AS total_eur, \
-                   uniqExact(device_id) AS devices, toUInt64(countIf(is_proxy_or_vpn = 1)) AS proxy_transactions \
-            FROM (SELECT account_id, device_id, ip, amount * rate_to_eur AS amount_eur \
-                  FROM (SELECT account_id, day, currency, amount, device_id, ip \
-                        FROM silver.transactions_by_time FINAL WHERE is_deleted = 0 AND has(?, account_id)) AS t \
-                  ANY LEFT JOIN (SELECT date AS day, currency, rate_to_eur FROM silver.fx_rates FINAL \
-                                 WHERE is_deleted = 0) AS r USING (day, currency)) AS e \
-            ANY LEFT JOIN (SELECT ip, is_proxy_or_vpn FROM silver.ip_geo_current) AS g USING (ip) \
-            GROUP BY account_id";
-        app.ch
-            .fetch("account activity", app.ch.query(sql).bind(&ids))
-            .await?
+        // Laid out by account: only these accounts' granules are read.
+        let sql = format!(
+            "SELECT account_id, count() AS transactions, toFloat64(sum(amount_eur)) AS total_eur, \
+                    uniqExact(device_id) AS devices, toUInt64(countIf(is_proxy_or_vpn = 1)) AS proxy_transactions \
+             FROM (SELECT account_id, device_id, ip, amount * rate_to_eur AS amount_eur \
+                   FROM (SELECT account_id, day, currency, amount, device_id, ip \
+                         FROM silver.transactions_by_account FINAL \
+                         WHERE account_id IN ({}) AND is_deleted = 0) AS t \
+                   ANY LEFT JOIN (SELECT date AS day, currency, rate_to_eur FROM silver.fx_rates FINAL \
+                                  WHERE is_deleted = 0) AS r USING (day, currency)) AS e \
+             ANY LEFT JOIN (SELECT ip, is_proxy_or_vpn FROM silver.ip_geo_current) AS g USING (ip) \
+             GROUP BY account_id",
+            vec!["?"; ids.len()].join(", ")
+        );
+        let query = ids
+            .iter()
+            .fold(app.ch.query(&sql), |query, id| query.bind(*id));
+        app.ch.fetch("account activity", query).await?
     };
     let rows = base
         .into_iter()
@@ -406,6 +474,13 @@ pub struct History {
 #[derive(Deserialize, clickhouse::Row)]
 struct Latest {
     is_deleted: u8,
+}
+
+/// The account id `q` is the start of (`ACC` and up to six digits, any case).
+fn account_prefix(q: &str) -> Option<String> {
+    let q = q.trim().to_ascii_uppercase();
+    let digits = q.strip_prefix("ACC")?;
+    (digits.len() <= 6 && digits.bytes().all(|b| b.is_ascii_digit())).then_some(q)
 }
 
 /// A UUID in its canonical text form.
@@ -475,6 +550,17 @@ mod tests {
         assert!(!is_uuid("0b7e1a52-6f0e-4c3e-9a57-2d0c5e1f9a1"));
         assert!(!is_uuid("0b7e1a52x6f0e-4c3e-9a57-2d0c5e1f9a10"));
         assert!(!is_uuid("'; DROP TABLE x; --------------------"));
+    }
+
+    #[test]
+    fn account_ids_and_their_starts_are_searched_by_account() {
+        assert_eq!(account_prefix(" acc00012 ").as_deref(), Some("ACC00012"));
+        assert_eq!(account_prefix("ACC").as_deref(), Some("ACC"));
+        assert_eq!(account_prefix("ACC000123").as_deref(), Some("ACC000123"));
+        assert_eq!(account_prefix("ACC0001234"), None);
+        assert_eq!(account_prefix("ACCX"), None);
+        assert_eq!(account_prefix("MER0001"), None);
+        assert_eq!(account_prefix(""), None);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The overview's figures kept up to date incrementally: per-second detail over the
-//! last hour (the live charts), per-minute totals before that (the tiles cover the
-//! whole history), recomputed only for the seconds that changed since the last refresh.
+//! last hour (the live charts), per-minute detail before that (the tiles, the totals
+//! per status and currency and the merchants table cover the whole history),
+//! recomputed only for the seconds that changed since the last refresh.
 //!
 //! Exact under updates, deletes and duplicated deliveries: a changed second is
 //! recomputed from silver's current state (FINAL, deletes removed), never patched with
@@ -24,8 +25,6 @@ use crate::commands::verify::decimal;
 
 /// Seconds of per-second detail kept: the longest live chart.
 pub const DETAIL_SECS: u32 = 3600;
-/// Seconds of per-merchant detail kept: the top-merchants window.
-pub const MERCHANT_SECS: u32 = 900;
 /// How far before the newest commit seen a late change is still looked for.
 const BAND_MS: i64 = 5_000;
 /// More changed ranges than this in one query are read as one span.
@@ -52,28 +51,37 @@ impl Totals {
 /// Transactions of one status and currency.
 type StatusCount = (String, String, u64);
 
-/// How many current transactions there are, in all and per status, and per second of
-/// the last hour: what a page of the newest transactions needs to know how far back
-/// to read. Taken after a refresh; `at` says when.
+/// How many current transactions there are, per status and currency over the whole
+/// history and per second of the last hour (what a page of the newest transactions
+/// needs to know how far back to read), and each merchant's figures. Taken after a
+/// refresh; `at` says when.
 #[derive(Debug, Default)]
 pub struct CountIndex {
     pub at: u32,
-    totals: Totals,
+    mix: Vec<StatusCount>,
     /// Newest second first.
     recent: Vec<(u32, Vec<StatusCount>)>,
+    pub merchants: BTreeMap<String, MerchantTotals>,
+}
+
+/// A merchant's current transactions over the whole history.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct MerchantTotals {
+    pub n: u64,
+    pub failed: u64,
+    pub eur: i128,
 }
 
 impl CountIndex {
-    /// Current transactions with `status` (any when empty).
-    pub fn total(&self, status: &str) -> Option<u64> {
-        let t = &self.totals;
-        match status {
-            "" => Some(t.n),
-            "failed" => Some(t.failed),
-            "pending" => Some(t.pending),
-            "success" => Some(t.n - t.failed - t.pending),
-            _ => None,
-        }
+    /// Current transactions with `status` and `currency` (any when empty).
+    pub fn total(&self, status: &str, currency: &str) -> u64 {
+        self.mix
+            .iter()
+            .filter(|(s, c, _)| {
+                (status.is_empty() || s == status) && (currency.is_empty() || c == currency)
+            })
+            .map(|(_, _, n)| n)
+            .sum()
     }
 
     /// The latest second from which on at least `rows` transactions match `status` and
@@ -105,12 +113,20 @@ pub struct Cell {
     pub eur: i128,
 }
 
-/// One second's transactions at one merchant.
+/// One second's (or minute's) transactions at one merchant.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MerchantCell {
     pub merchant_id: String,
     pub n: u64,
+    pub failed: u64,
     pub eur: i128,
+}
+
+/// A minute's transactions per status and currency, and per merchant.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Minute {
+    pub cells: Vec<Cell>,
+    pub merchants: Vec<MerchantCell>,
 }
 
 /// Row versions per second whose commit time is at or after `from_ms`.
@@ -126,7 +142,7 @@ pub struct Buckets {
     band: Option<Band>,
     fx_mark_ms: i64,
     /// Whole minutes before the per-second detail.
-    pub minutes: BTreeMap<u32, Totals>,
+    pub minutes: BTreeMap<u32, Minute>,
     pub seconds: BTreeMap<u32, Vec<Cell>>,
     pub merchants: BTreeMap<u32, Vec<MerchantCell>>,
 }
@@ -150,29 +166,23 @@ struct FxDay {
     newest: i64,
 }
 
+/// A second's or a minute's (`start`) transactions of one status and currency.
 #[derive(Deserialize, clickhouse::Row)]
-struct MinuteRow {
-    minute: u32,
-    n: u64,
-    failed: u64,
-    pending: u64,
-    eur: String,
-}
-
-#[derive(Deserialize, clickhouse::Row)]
-struct SecondRow {
-    second: u32,
+struct CellRow {
+    start: u32,
     status: String,
     currency: String,
     n: u64,
     eur: String,
 }
 
+/// A second's or a minute's (`start`) transactions at one merchant.
 #[derive(Deserialize, clickhouse::Row)]
 struct MerchantRow {
-    second: u32,
+    start: u32,
     merchant_id: String,
     n: u64,
+    failed: u64,
     eur: String,
 }
 
@@ -223,10 +233,9 @@ impl Buckets {
     /// Takes in what changed since the last refresh; `now` is unix seconds.
     pub async fn refresh(&mut self, ch: &ClickHouse, now: u32) -> Result<(), ChError> {
         let detail_from = minute_of(now.saturating_sub(DETAIL_SECS));
-        let merchant_from = now.saturating_sub(MERCHANT_SECS);
-        self.fold(detail_from, merchant_from);
+        self.fold(detail_from);
         let Some(band) = &self.band else {
-            return self.read_all(ch, detail_from, merchant_from).await;
+            return self.read_all(ch, detail_from).await;
         };
 
         // Which seconds changed: their count of recent row versions moved.
@@ -284,12 +293,6 @@ impl Buckets {
         }
         if !recent.is_empty() {
             self.read_seconds(ch, &ranges(&recent, 1), &recent).await?;
-            let merchants: BTreeSet<u32> =
-                recent.into_iter().filter(|s| *s >= merchant_from).collect();
-            if !merchants.is_empty() {
-                self.read_merchants(ch, &ranges(&merchants, 1), &merchants)
-                    .await?;
-            }
         }
         self.band = Some(next);
         self.fx_mark_ms = fx.iter().map(|f| f.newest).fold(self.fx_mark_ms, i64::max);
@@ -297,12 +300,7 @@ impl Buckets {
     }
 
     /// The first refresh: the whole history, then the band from the newest commit.
-    async fn read_all(
-        &mut self,
-        ch: &ClickHouse,
-        detail_from: u32,
-        merchant_from: u32,
-    ) -> Result<(), ChError> {
+    async fn read_all(&mut self, ch: &ClickHouse, detail_from: u32) -> Result<(), ChError> {
         let newest = |what: &'static str, sql: &'static str| async move {
             let rows: Vec<Newest> = ch.fetch(what, ch.query(sql)).await?;
             Ok::<i64, ChError>(rows.first().map_or(0, |r| r.newest))
@@ -337,9 +335,6 @@ impl Buckets {
         self.read_minutes(ch, &before, &BTreeSet::new()).await?;
         let after = format!("ts >= toDateTime({detail_from})");
         self.read_seconds(ch, &after, &BTreeSet::new()).await?;
-        let merchants = format!("ts >= toDateTime({merchant_from})");
-        self.read_merchants(ch, &merchants, &BTreeSet::new())
-            .await?;
         self.band = Some(Band {
             from_ms,
             newest_ms,
@@ -356,29 +351,15 @@ impl Buckets {
         filter: &str,
         replace: &BTreeSet<u32>,
     ) -> Result<(), ChError> {
-        let rows: Vec<MinuteRow> = ch
-            .fetch(
-                "minute totals",
-                ch.query(&format!(
-                    "SELECT toUInt32(toStartOfMinute(ts)) AS minute, count() AS n, \
-                            countIf(status = 'failed') AS failed, countIf(status = 'pending') AS pending, \
-                            toString(sum(amount_eur)) AS eur \
-                     FROM {} GROUP BY minute",
-                    current(filter, "ts, status")
-                )),
-            )
-            .await?;
+        let (cells, merchants) = read_cells(ch, "toStartOfMinute(ts)", filter).await?;
         for m in replace {
             self.minutes.remove(m);
         }
-        for r in rows {
-            let totals = Totals {
-                n: r.n,
-                failed: r.failed,
-                pending: r.pending,
-                eur: eur(&r.eur),
-            };
-            self.minutes.insert(r.minute, totals);
+        for (start, cell) in cells {
+            self.minutes.entry(start).or_default().cells.push(cell);
+        }
+        for (start, cell) in merchants {
+            self.minutes.entry(start).or_default().merchants.push(cell);
         }
         Ok(())
     }
@@ -390,83 +371,80 @@ impl Buckets {
         filter: &str,
         replace: &BTreeSet<u32>,
     ) -> Result<(), ChError> {
-        let rows: Vec<SecondRow> = ch
-            .fetch(
-                "second detail",
-                ch.query(&format!(
-                    "SELECT toUInt32(ts) AS second, status, currency, count() AS n, \
-                            toString(sum(amount_eur)) AS eur \
-                     FROM {} GROUP BY second, status, currency",
-                    current(filter, "ts, status, currency")
-                )),
-            )
-            .await?;
+        let (cells, merchants) = read_cells(ch, "ts", filter).await?;
         for s in replace {
             self.seconds.remove(s);
-        }
-        for r in rows {
-            self.seconds.entry(r.second).or_default().push(Cell {
-                eur: eur(&r.eur),
-                status: r.status,
-                currency: r.currency,
-                n: r.n,
-            });
-        }
-        Ok(())
-    }
-
-    /// Recomputes per-merchant seconds: those in `replace` and any `filter` finds.
-    async fn read_merchants(
-        &mut self,
-        ch: &ClickHouse,
-        filter: &str,
-        replace: &BTreeSet<u32>,
-    ) -> Result<(), ChError> {
-        let rows: Vec<MerchantRow> = ch
-            .fetch(
-                "merchant detail",
-                ch.query(&format!(
-                    "SELECT toUInt32(ts) AS second, merchant_id, count() AS n, \
-                            toString(sum(amount_eur)) AS eur \
-                     FROM {} GROUP BY second, merchant_id",
-                    current(filter, "ts, merchant_id")
-                )),
-            )
-            .await?;
-        for s in replace {
             self.merchants.remove(s);
         }
-        for r in rows {
-            self.merchants
-                .entry(r.second)
-                .or_default()
-                .push(MerchantCell {
-                    eur: eur(&r.eur),
-                    merchant_id: r.merchant_id,
-                    n: r.n,
-                });
+        for (start, cell) in cells {
+            self.seconds.entry(start).or_default().push(cell);
+        }
+        for (start, cell) in merchants {
+            self.merchants.entry(start).or_default().push(cell);
         }
         Ok(())
     }
 
-    /// Folds seconds before `detail_from` (whole minutes) into minute totals and drops
-    /// merchant detail before `merchant_from`.
-    fn fold(&mut self, detail_from: u32, merchant_from: u32) {
+    /// Folds seconds before `detail_from` (whole minutes) into minutes.
+    fn fold(&mut self, detail_from: u32) {
         let kept = self.seconds.split_off(&detail_from);
         for (second, cells) in std::mem::replace(&mut self.seconds, kept) {
             let minute = self.minutes.entry(minute_of(second)).or_default();
             for c in cells {
-                minute.add(c.totals());
+                match minute
+                    .cells
+                    .iter_mut()
+                    .find(|m| m.status == c.status && m.currency == c.currency)
+                {
+                    Some(m) => {
+                        m.n += c.n;
+                        m.eur += c.eur;
+                    }
+                    None => minute.cells.push(c),
+                }
             }
         }
-        self.merchants = self.merchants.split_off(&merchant_from);
+        let kept = self.merchants.split_off(&detail_from);
+        for (second, cells) in std::mem::replace(&mut self.merchants, kept) {
+            let minute = self.minutes.entry(minute_of(second)).or_default();
+            for c in cells {
+                match minute
+                    .merchants
+                    .iter_mut()
+                    .find(|m| m.merchant_id == c.merchant_id)
+                {
+                    Some(m) => {
+                        m.n += c.n;
+                        m.failed += c.failed;
+                        m.eur += c.eur;
+                    }
+                    None => minute.merchants.push(c),
+                }
+            }
+        }
     }
 
     /// The counts a page of the newest transactions needs, as of `now`.
     pub fn index(&self, now: u32) -> CountIndex {
+        let mut mix: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+        let cells = self.minutes.values().flat_map(|m| &m.cells);
+        for c in cells.chain(self.seconds.values().flatten()) {
+            *mix.entry((&c.status, &c.currency)).or_default() += c.n;
+        }
+        let mut merchants: BTreeMap<String, MerchantTotals> = BTreeMap::new();
+        let cells = self.minutes.values().flat_map(|m| &m.merchants);
+        for c in cells.chain(self.merchants.values().flatten()) {
+            let m = merchants.entry(c.merchant_id.clone()).or_default();
+            m.n += c.n;
+            m.failed += c.failed;
+            m.eur += c.eur;
+        }
         CountIndex {
             at: now,
-            totals: self.totals(),
+            mix: mix
+                .into_iter()
+                .map(|((s, c), n)| (s.to_string(), c.to_string(), n))
+                .collect(),
             recent: self
                 .seconds
                 .iter()
@@ -479,20 +457,76 @@ impl Buckets {
                     (*second, counts)
                 })
                 .collect(),
+            merchants,
         }
     }
 
     /// Totals over the whole history.
     pub fn totals(&self) -> Totals {
         let mut totals = Totals::default();
-        for t in self.minutes.values() {
-            totals.add(*t);
-        }
-        for c in self.seconds.values().flatten() {
+        let cells = self.minutes.values().flat_map(|m| &m.cells);
+        for c in cells.chain(self.seconds.values().flatten()) {
             totals.add(c.totals());
         }
         totals
     }
+}
+
+/// Current transactions matching `filter` per `start` (a second or a minute of `ts`):
+/// per status and currency, and per merchant.
+async fn read_cells(
+    ch: &ClickHouse,
+    start: &str,
+    filter: &str,
+) -> Result<(Vec<(u32, Cell)>, Vec<(u32, MerchantCell)>), ChError> {
+    let cells: Vec<CellRow> = ch
+        .fetch(
+            "status and currency detail",
+            ch.query(&format!(
+                "SELECT toUInt32({start}) AS start, status, currency, count() AS n, \
+                        toString(sum(amount_eur)) AS eur \
+                 FROM {} GROUP BY start, status, currency",
+                current(filter, "ts, status, currency")
+            )),
+        )
+        .await?;
+    let merchants: Vec<MerchantRow> = ch
+        .fetch(
+            "merchant detail",
+            ch.query(&format!(
+                "SELECT toUInt32({start}) AS start, merchant_id, count() AS n, \
+                        countIf(status = 'failed') AS failed, toString(sum(amount_eur)) AS eur \
+                 FROM {} GROUP BY start, merchant_id",
+                current(filter, "ts, status, merchant_id")
+            )),
+        )
+        .await?;
+    Ok((
+        cells
+            .into_iter()
+            .map(|r| {
+                let cell = Cell {
+                    eur: eur(&r.eur),
+                    status: r.status,
+                    currency: r.currency,
+                    n: r.n,
+                };
+                (r.start, cell)
+            })
+            .collect(),
+        merchants
+            .into_iter()
+            .map(|r| {
+                let cell = MerchantCell {
+                    eur: eur(&r.eur),
+                    merchant_id: r.merchant_id,
+                    n: r.n,
+                    failed: r.failed,
+                };
+                (r.start, cell)
+            })
+            .collect(),
+    ))
 }
 
 impl Cell {
@@ -540,46 +574,69 @@ mod tests {
         assert_eq!(ranges(&BTreeSet::new(), 60), "0");
     }
 
+    fn at(merchant_id: &str, n: u64, failed: u64, eur: i128) -> MerchantCell {
+        MerchantCell {
+            merchant_id: merchant_id.into(),
+            n,
+            failed,
+            eur,
+        }
+    }
+
     #[test]
     fn old_seconds_fold_into_minutes_and_totals_hold() {
         let mut b = Buckets::default();
         b.minutes.insert(
             0,
-            Totals {
-                n: 2,
-                failed: 1,
-                pending: 0,
-                eur: 150,
+            Minute {
+                cells: vec![cell("failed", 1, 100), cell("success", 1, 50)],
+                merchants: vec![at("M1", 2, 1, 150)],
             },
         );
         b.seconds
             .insert(61, vec![cell("failed", 1, 10), cell("success", 3, 30)]);
+        b.seconds.insert(62, vec![cell("success", 2, 5)]);
         b.seconds.insert(125, vec![cell("success", 5, 50)]);
-        b.merchants.insert(61, Vec::new());
-        b.merchants.insert(125, Vec::new());
+        b.merchants
+            .insert(61, vec![at("M1", 1, 1, 10), at("M2", 3, 0, 30)]);
+        b.merchants.insert(62, vec![at("M2", 2, 0, 5)]);
+        b.merchants.insert(125, vec![at("M1", 5, 0, 50)]);
         let before = b.totals();
+        let index_before = b.index(200);
         assert_eq!(
             before,
             Totals {
-                n: 11,
+                n: 13,
                 failed: 2,
                 pending: 0,
-                eur: 240
+                eur: 245
             }
         );
-        b.fold(120, 100);
+        b.fold(120);
         assert_eq!(b.totals(), before, "folding keeps the totals");
+        let index = b.index(200);
+        assert_eq!(
+            index.merchants, index_before.merchants,
+            "and the merchants'"
+        );
+        assert_eq!(index.total("success", "EUR"), 11);
         assert_eq!(
             b.minutes.get(&60),
-            Some(&Totals {
-                n: 4,
-                failed: 1,
-                pending: 0,
-                eur: 40
+            Some(&Minute {
+                cells: vec![cell("failed", 1, 10), cell("success", 5, 35)],
+                merchants: vec![at("M1", 1, 1, 10), at("M2", 5, 0, 35)],
             })
         );
         assert_eq!(b.seconds.keys().copied().collect::<Vec<_>>(), [125]);
         assert_eq!(b.merchants.keys().copied().collect::<Vec<_>>(), [125]);
+        assert_eq!(
+            index.merchants.get("M1"),
+            Some(&MerchantTotals {
+                n: 8,
+                failed: 2,
+                eur: 210
+            })
+        );
     }
 
     #[test]
@@ -590,15 +647,22 @@ mod tests {
         b.seconds.insert(101, vec![cell("success", 4, 0)]);
         b.seconds
             .insert(102, vec![cell("pending", 1, 0), cell("success", 3, 0)]);
+        b.seconds.get_mut(&101).unwrap().push(Cell {
+            currency: "USD".into(),
+            ..cell("success", 2, 0)
+        });
         let index = b.index(103);
-        assert_eq!(index.total(""), Some(15));
-        assert_eq!(index.total("failed"), Some(2));
-        assert_eq!(index.total("success"), Some(12));
-        assert_eq!(index.total("bogus"), None);
+        assert_eq!(index.total("", ""), 17);
+        assert_eq!(index.total("failed", ""), 2);
+        assert_eq!(index.total("success", ""), 14);
+        assert_eq!(index.total("success", "USD"), 2);
+        assert_eq!(index.total("", "GBP"), 0);
+        assert_eq!(index.total("bogus", ""), 0);
         assert_eq!(index.since("", "", 4), Some(102));
         assert_eq!(index.since("", "", 5), Some(101));
         assert_eq!(index.since("failed", "", 2), Some(100));
         assert_eq!(index.since("failed", "", 3), None);
-        assert_eq!(index.since("", "USD", 1), None);
+        assert_eq!(index.since("", "USD", 2), Some(101));
+        assert_eq!(index.since("", "USD", 3), None);
     }
 }

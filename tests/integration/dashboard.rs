@@ -251,6 +251,67 @@ fn dashboard_in_a_browser() {
     assert!(shown_total > 25);
     browser.screenshot("analytics-transactions");
 
+    // ---- the figures the server keeps per minute equal silver's own: per merchant,
+    // and the total of a currency filter (the page above keeps them fresh)
+    bed.run(&["verify", "--timeout", "120"]).success();
+    let per_merchant = clickhouse(
+        &bed,
+        "SELECT merchant_id, count() FROM silver.transactions_current \
+         GROUP BY merchant_id ORDER BY merchant_id FORMAT TSV",
+    );
+    let usd = clickhouse(
+        &bed,
+        "SELECT count() FROM silver.transactions_current WHERE currency = 'USD'",
+    );
+    browser.wait(30, "the merchants' figures to equal silver's", |_| {
+        let (_, page) = dash.get("api/merchants?size=200");
+        let shown: Vec<String> = page["rows"]
+            .as_array()?
+            .iter()
+            .filter(|r| r["transactions"].as_u64() > Some(0))
+            .map(|r| {
+                format!(
+                    "{}\t{}",
+                    r["merchant_id"].as_str().unwrap_or(""),
+                    r["transactions"]
+                )
+            })
+            .collect();
+        (shown.join("\n") == per_merchant).then_some(())
+    });
+    browser.wait(30, "the USD total to equal silver's", |_| {
+        let (_, page) = dash.get("api/transactions?currency=USD");
+        (page["total"].as_u64() == usd.parse().ok()).then_some(())
+    });
+    // An account id typed into the search is looked up in the by-account layout.
+    let busiest = clickhouse(
+        &bed,
+        "SELECT account_id FROM silver.transactions_current \
+         GROUP BY account_id ORDER BY count() DESC, account_id LIMIT 1",
+    );
+    let of_account = clickhouse(
+        &bed,
+        &format!("SELECT count() FROM silver.transactions_current WHERE account_id = '{busiest}'"),
+    );
+    assert_ne!(of_account, "0");
+    let (_, page) = dash.get(&format!(
+        "api/transactions?q={}&size=200",
+        busiest.to_lowercase()
+    ));
+    assert_eq!(page["total"].to_string(), of_account, "{page}");
+    let rows = page["rows"].as_array().expect("rows");
+    assert_eq!(rows.len().to_string(), of_account);
+    assert!(
+        rows.iter().all(|r| r["account_id"] == busiest.as_str()),
+        "{page}"
+    );
+    let (_, accounts) = dash.get(&format!("api/accounts?q={busiest}"));
+    assert_eq!(
+        accounts["rows"][0]["transactions"].to_string(),
+        of_account,
+        "{accounts}"
+    );
+
     // ---- XSS: a merchant named with markup shows as text and runs nothing
     browser.goto(&format!("{}#/analytics/merchants?q=MERXSS", dash.url));
     browser.wait(20, "the markup merchant", |b| {
