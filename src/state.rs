@@ -130,22 +130,8 @@ pub fn remove(path: &Path) -> Result<(), StateError> {
 }
 
 fn base64url(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    let mut bits = 0u32;
-    let mut nbits = 0;
-    for &b in bytes {
-        bits = (bits << 8) | u32::from(b);
-        nbits += 8;
-        while nbits >= 6 {
-            nbits -= 6;
-            out.push(ALPHABET[((bits >> nbits) & 63) as usize] as char);
-        }
-    }
-    if nbits > 0 {
-        out.push(ALPHABET[((bits << (6 - nbits)) & 63) as usize] as char);
-    }
-    out
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 #[cfg(test)]

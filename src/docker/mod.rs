@@ -33,6 +33,11 @@ pub enum DockerError {
     Unreachable { host: String, source: BollardError },
     #[error("cannot pull image {image}: {message}\nCheck the image name and your network; images already on this machine are never pulled.")]
     Pull { image: String, message: String },
+    #[error("cannot pack the configuration files of {container}: {source}")]
+    Files {
+        container: String,
+        source: std::io::Error,
+    },
     #[error("cannot {action} {object}: {source}")]
     Api {
         action: &'static str,
@@ -235,6 +240,11 @@ impl Engine {
 
     /// Creates the container described by `spec` (not started).
     pub async fn create(&self, spec: &ServiceSpec) -> Result<()> {
+        // Packed first: nothing is created when the files cannot be.
+        let archive = spec::tar(&spec.files).map_err(|source| DockerError::Files {
+            container: spec.container.clone(),
+            source,
+        })?;
         let mut labels: HashMap<String, String> = spec.labels.0.clone().into_iter().collect();
         labels.insert(FINGERPRINT_LABEL.to_string(), spec.fingerprint());
         let port_bindings = spec
@@ -303,7 +313,7 @@ impl Engine {
                 path: "/".into(),
                 ..Default::default()
             };
-            let archive = bollard::body_full(spec::tar(&spec.files).into());
+            let archive = bollard::body_full(archive.into());
             let uploaded = self
                 .docker
                 .upload_to_container(&spec.container, Some(options), archive)

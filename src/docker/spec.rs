@@ -75,36 +75,16 @@ impl ServiceSpec {
     }
 }
 
-/// A tar archive (ustar) holding `files`, for the Docker archive API.
-pub fn tar(files: &[(String, String)]) -> Vec<u8> {
-    let mut out = Vec::new();
+/// A tar archive holding `files` (paths of any length), for the Docker archive API.
+pub fn tar(files: &[(String, String)]) -> std::io::Result<Vec<u8>> {
+    let mut archive = tar::Builder::new(Vec::new());
     for (path, text) in files {
-        let name = path.trim_start_matches('/');
-        let mut header = [0u8; 512];
-        header[..name.len().min(100)].copy_from_slice(&name.as_bytes()[..name.len().min(100)]);
-        let octal = |field: &mut [u8], value: u64| {
-            let text = format!("{value:0width$o}\0", width = field.len() - 1);
-            field.copy_from_slice(text.as_bytes());
-        };
-        octal(&mut header[100..108], 0o644);
-        octal(&mut header[108..116], 0);
-        octal(&mut header[116..124], 0);
-        octal(&mut header[124..136], text.len() as u64);
-        octal(&mut header[136..148], 0);
-        header[156] = b'0';
-        header[257..263].copy_from_slice(b"ustar\0");
-        header[263..265].copy_from_slice(b"00");
-        // The checksum is computed with its own field as spaces.
-        header[148..156].copy_from_slice(b"        ");
-        let sum: u64 = header.iter().map(|&b| u64::from(b)).sum();
-        let text_sum = format!("{sum:06o}\0 ");
-        header[148..156].copy_from_slice(text_sum.as_bytes());
-        out.extend_from_slice(&header);
-        out.extend_from_slice(text.as_bytes());
-        out.resize(out.len().div_ceil(512) * 512, 0);
+        let mut header = tar::Header::new_gnu();
+        header.set_size(text.len() as u64);
+        header.set_mode(0o644);
+        archive.append_data(&mut header, path.trim_start_matches('/'), text.as_bytes())?;
     }
-    out.resize(out.len() + 1024, 0);
-    out
+    archive.into_inner()
 }
 
 #[cfg(test)]
@@ -142,24 +122,22 @@ mod tests {
     }
 
     #[test]
-    fn tar_has_header_content_and_trailer() {
-        let archive = tar(&[("/etc/x.xml".into(), "hello".into())]);
-        assert_eq!(archive.len(), 512 + 512 + 1024);
-        assert_eq!(&archive[..9], b"etc/x.xml");
-        assert_eq!(&archive[124..135], b"00000000005");
-        assert_eq!(&archive[512..517], b"hello");
-        let sum: u64 = archive[..512]
-            .iter()
-            .enumerate()
-            .map(|(i, &b)| {
-                if (148..156).contains(&i) {
-                    32
-                } else {
-                    u64::from(b)
-                }
-            })
-            .sum();
-        let field = std::str::from_utf8(&archive[148..154]).unwrap();
-        assert_eq!(u64::from_str_radix(field, 8).unwrap(), sum);
+    fn tar_holds_each_file_whole_even_with_a_long_path() {
+        let long = format!("/etc/{}/x.xml", "d".repeat(120));
+        let files = vec![
+            ("/etc/x.xml".to_string(), "hello".to_string()),
+            (long.clone(), "world".to_string()),
+        ];
+        let bytes = tar(&files).expect("an archive");
+        let mut archive = tar::Archive::new(bytes.as_slice());
+        let mut read = Vec::new();
+        for entry in archive.entries().expect("entries") {
+            let mut entry = entry.expect("an entry");
+            let path = entry.path().expect("a path").to_string_lossy().into_owned();
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut entry, &mut text).expect("its text");
+            read.push((format!("/{path}"), text));
+        }
+        assert_eq!(read, files);
     }
 }
