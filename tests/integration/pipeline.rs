@@ -127,7 +127,7 @@ fn changes_reach_silver_and_gold_exactly() {
     let files = bed.dir.path().join("pipeline");
     copy_pipeline_files(&files);
     std::fs::write(
-        files.join("sql/clickhouse/0005_broken.sql"),
+        files.join("sql/clickhouse/0006_broken.sql"),
         "-- a file with a typo\nCREATE VIEW IF NOT EXISTS gold.broken AS SELEC 1;\n",
     )
     .unwrap();
@@ -139,15 +139,22 @@ fn changes_reach_silver_and_gold_exactly() {
             1,
         );
     std::fs::write(bed.config_path(), config).unwrap();
+    let applied = clickhouse(&bed, "SELECT count() FROM findemo_meta.migrations");
     let broken = bed.run(&["up"]).failure();
-    assert!(broken.stderr.contains("0005_broken.sql:2:"), "{broken}");
+    assert!(broken.stderr.contains("0006_broken.sql:2:"), "{broken}");
     assert!(
         broken
             .stderr
             .contains("statement 1 (CREATE VIEW IF NOT EXISTS gold.broken"),
         "{broken}"
     );
-    std::fs::remove_file(files.join("sql/clickhouse/0005_broken.sql")).unwrap();
+    assert_eq!(clickhouse(&bed, "EXISTS TABLE gold.broken"), "0");
+    assert_eq!(
+        clickhouse(&bed, "SELECT count() FROM findemo_meta.migrations"),
+        applied,
+        "the broken file was recorded as applied"
+    );
+    std::fs::remove_file(files.join("sql/clickhouse/0006_broken.sql")).unwrap();
 
     // An applied file that changed is reported, not skipped and not re-run.
     let gold = files.join("sql/clickhouse/0003_gold.sql");
@@ -171,7 +178,33 @@ fn changes_reach_silver_and_gold_exactly() {
         bad.stderr.contains("postgres-source.json: not valid JSON"),
         "{bad}"
     );
-    bed.run(&["verify", "--timeout", "30"]).success();
+    let status = bed.run(&["status", "--json"]).json();
+    assert_eq!(status["pipeline"]["state"], "RUNNING", "{status}");
+    // ... and still streams: a row written now reaches silver.
+    rt().block_on(async {
+        postgres(&bed)
+            .await
+            .batch_execute(
+                "INSERT INTO raw_transactions VALUES ('55555555-5555-4555-8555-555555555555', \
+                 'ACC000001', '2024-05-03 10:00:00+00', 1.00, 'EUR', 'MER0001', 'success', \
+                 '192.0.2.5', 'dev-5')",
+            )
+            .await
+            .expect("insert a row");
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while clickhouse(
+        &bed,
+        "SELECT count() FROM silver.transactions_current \
+         WHERE transaction_id = toUUID('55555555-5555-4555-8555-555555555555')",
+    ) != "1"
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a row written after the failed up never reached silver"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
 
     bed.run(&["reset", "--yes"]).success();
     assert!(bed.labelled().is_empty());
