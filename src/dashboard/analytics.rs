@@ -124,6 +124,8 @@ async fn total(app: &App, what: &str, from: &str, filter: &Filter) -> Result<u64
 /// Current transactions (newest version, deletes removed), with the columns
 /// [`with_eur_and_name`] needs. Laid out by time, so a page of the newest is cheap.
 const CURRENT: &str = "silver.transactions_by_time FINAL WHERE is_deleted = 0";
+/// The same, in silver's own order (by id).
+const BY_ID: &str = "silver.transactions FINAL WHERE is_deleted = 0";
 /// The same, laid out by account: cheap for the transactions of a few accounts.
 const BY_ACCOUNT: &str = "silver.transactions_by_account FINAL WHERE is_deleted = 0";
 const TX_COLUMNS: &str =
@@ -153,14 +155,19 @@ pub async fn transactions(
 ) -> Result<Json<Page<TxRow>>, ApiError> {
     let started = Instant::now();
     let mut filter = Filter::default();
-    // Text that is the start of an account id is looked up by account; other text is
-    // searched for in every identifying column.
-    let account_prefix = account_prefix(&search.q);
-    let current = match &account_prefix {
+    // Text that is the start of an account id is looked up by account, a whole
+    // transaction id by id; other text is searched for in every identifying column.
+    let q = search.q.trim().to_ascii_lowercase();
+    let current = match account_prefix(&q) {
         Some(prefix) => {
             // LIKE with a fixed prefix uses the sorting key (startsWith does not on 18.16).
             filter.add("account_id LIKE ?", &format!("{prefix}%"), 1);
             BY_ACCOUNT
+        }
+        // A whole transaction id: silver's own sorting key.
+        None if is_uuid(&q) => {
+            filter.add("transaction_id = toUUID(?)", &q, 1);
+            BY_ID
         }
         None => {
             filter.add(

@@ -305,6 +305,14 @@ fn dashboard_in_a_browser() {
         rows.iter().all(|r| r["account_id"] == busiest.as_str()),
         "{page}"
     );
+    let one = clickhouse(
+        &bed,
+        "SELECT toString(transaction_id) FROM silver.transactions_current \
+         ORDER BY transaction_id LIMIT 1",
+    );
+    let (_, page) = dash.get(&format!("api/transactions?q={}", one.to_uppercase()));
+    assert_eq!(page["total"], 1, "{page}");
+    assert_eq!(page["rows"][0]["transaction_id"], one.as_str(), "{page}");
     let (_, accounts) = dash.get(&format!("api/accounts?q={busiest}"));
     assert_eq!(
         accounts["rows"][0]["transactions"].to_string(),
