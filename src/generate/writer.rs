@@ -19,8 +19,8 @@ use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use tokio_postgres::{Client, Statement};
 
 use super::batch::{Batch, COLUMNS};
-use super::data::{AccountRow, Currency, IpRow, MerchantRow};
-use super::{clock, data, stopped, GenerateError, Observer};
+use super::world::{self, AccountRow, Currency, IpRow, MerchantRow};
+use super::{clock, stopped, GenerateError, Observer};
 use crate::config::{Config, WriteMethod};
 use crate::postgres::PgError;
 use crate::state::Credentials;
@@ -598,7 +598,7 @@ fn fx_columns(days: std::ops::Range<i64>) -> (Vec<String>, Vec<&'static str>, Ve
         for currency in Currency::ALL {
             out.0.push(clock::date_string(day));
             out.1.push(currency.code());
-            out.2.push(format!("{:.6}", data::fx_rate(day, currency)));
+            out.2.push(format!("{:.6}", world::fx_rate(day, currency)));
         }
     }
     out
