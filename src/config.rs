@@ -350,7 +350,7 @@ fn parse_memory(text: &str) -> Option<i64> {
 mod tests {
     use super::*;
 
-    fn parse(text: &str) -> Result<Config, ConfigError> {
+    pub(super) fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::parse(text, Path::new("demo.yaml"), &Overrides::default())
     }
 

@@ -7,8 +7,8 @@
 //! file changed after it was applied, two files with one number, and an applied file
 //! that is gone are reported, never silently skipped or re-run.
 //!
-//! This module decides what to apply; [`postgres`] and [`clickhouse`] read and write
-//! each database's records and run a file there.
+//! This module decides what to apply; [`postgres`] and [`clickhouse`] read each
+//! database's records ([`Records`]) and run and record a file there (`apply`).
 
 pub mod clickhouse;
 pub mod postgres;
@@ -248,6 +248,23 @@ pub fn pending<'a>(
         }
     }
     Ok(todo)
+}
+
+/// A database that records which files were applied to it: each back-end creates its
+/// table when new and reads it oldest first. Its records are keyed by path since the
+/// first release; [`pending`] reads the version out of each.
+pub trait Records {
+    type Error: From<MigrateError>;
+
+    async fn applied(&self) -> Result<Vec<Applied>, Self::Error>;
+}
+
+/// The files not yet applied to `db`, in order (an error as [`pending`] says).
+pub async fn pending_in<'a, D: Records>(
+    db: &D,
+    files: &'a [Migration],
+) -> Result<Vec<&'a Migration>, D::Error> {
+    Ok(pending(files, &db.applied().await?)?)
 }
 
 /// Replaces each `{{name}}` with its value; any other placeholder is an error.

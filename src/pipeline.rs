@@ -195,9 +195,8 @@ impl Pipeline<'_> {
     /// What applying would change, without changing anything.
     pub async fn plan(&self) -> Result<Plan, PipelineError> {
         let pg = postgres::connect(self.config, self.creds).await?;
-        let postgres = migrate::postgres::pending(&pg, &self.files.postgres).await?;
-        let clickhouse =
-            migrate::clickhouse::pending(&self.clickhouse(), &self.files.clickhouse).await?;
+        let postgres = migrate::pending_in(&pg, &self.files.postgres).await?;
+        let clickhouse = migrate::pending_in(&self.clickhouse(), &self.files.clickhouse).await?;
         let desired = self.connector_config()?;
         let connector = match self.connect().config(&self.connector_name()).await? {
             None => "register",
@@ -220,7 +219,7 @@ impl Pipeline<'_> {
         let mut changed = false;
 
         let mut pg = postgres::connect(self.config, self.creds).await?;
-        for file in migrate::postgres::pending(&pg, &self.files.postgres).await? {
+        for file in migrate::pending_in(&pg, &self.files.postgres).await? {
             let task = self
                 .printer
                 .task("postgres", &format!("applying {}", file.path));
@@ -239,7 +238,7 @@ impl Pipeline<'_> {
         }
 
         let ch = self.clickhouse();
-        let pending = migrate::clickhouse::pending(&ch, &self.files.clickhouse).await?;
+        let pending = migrate::pending_in(&ch, &self.files.clickhouse).await?;
         if !pending.is_empty() {
             let vars = self.clickhouse_vars(ch.version().await?);
             let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();

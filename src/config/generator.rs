@@ -336,14 +336,8 @@ fn check_generator(c: &GeneratorConfig) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use super::*;
-    use crate::config::{Config, Overrides};
-
-    fn parse(text: &str) -> Result<Config, ConfigError> {
-        Config::parse(text, Path::new("demo.yaml"), &Overrides::default())
-    }
+    use crate::config::tests::parse;
 
     #[test]
     fn generator_defaults_are_the_original_pools() {

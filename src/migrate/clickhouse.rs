@@ -5,42 +5,36 @@
 //! re-runnable (`IF NOT EXISTS`); a file that fails half-way is not recorded, and the
 //! next `up` runs it again from the top.
 
-use super::{Applied, MigrateError, Migration};
+use super::{Applied, MigrateError, Migration, Records};
 use crate::clickhouse::{escape, first_line, ChError, ClickHouse};
 
-/// The files not yet applied, in order (an error as [`super::pending`] says).
-pub async fn pending<'a>(
-    ch: &ClickHouse,
-    files: &'a [Migration],
-) -> Result<Vec<&'a Migration>, ChError> {
-    Ok(super::pending(files, &applied(ch).await?)?)
-}
+impl Records for ClickHouse {
+    type Error = ChError;
 
-/// What the database records as applied, oldest first; the table is created if new.
-async fn applied(ch: &ClickHouse) -> Result<Vec<Applied>, ChError> {
-    // Keyed by path since the first release; the migrator reads the version out of it.
-    ch.exec("CREATE DATABASE IF NOT EXISTS findemo_meta")
+    async fn applied(&self) -> Result<Vec<Applied>, ChError> {
+        self.exec("CREATE DATABASE IF NOT EXISTS findemo_meta")
+            .await?;
+        self.exec(
+            "CREATE TABLE IF NOT EXISTS findemo_meta.migrations \
+             (path String, checksum String, applied_at DateTime DEFAULT now()) \
+             ENGINE = MergeTree ORDER BY path",
+        )
         .await?;
-    ch.exec(
-        "CREATE TABLE IF NOT EXISTS findemo_meta.migrations \
-         (path String, checksum String, applied_at DateTime DEFAULT now()) \
-         ENGINE = MergeTree ORDER BY path",
-    )
-    .await?;
-    #[derive(serde::Deserialize)]
-    struct Row {
-        path: String,
-        checksum: String,
+        #[derive(serde::Deserialize)]
+        struct Row {
+            path: String,
+            checksum: String,
+        }
+        Ok(self
+            .rows::<Row>("SELECT path, checksum FROM findemo_meta.migrations ORDER BY applied_at")
+            .await?
+            .into_iter()
+            .map(|r| Applied {
+                path: r.path,
+                checksum: r.checksum,
+            })
+            .collect())
     }
-    Ok(ch
-        .rows::<Row>("SELECT path, checksum FROM findemo_meta.migrations ORDER BY applied_at")
-        .await?
-        .into_iter()
-        .map(|r| Applied {
-            path: r.path,
-            checksum: r.checksum,
-        })
-        .collect())
 }
 
 /// Runs the file's statements in order, placeholders filled, then records it.

@@ -4,22 +4,14 @@
 use tokio_postgres::error::ErrorPosition;
 use tokio_postgres::Client;
 
-use super::{Applied, Migration};
+use super::{Applied, Migration, Records};
 use crate::postgres::{query_err, reason, PgError};
 
-/// The files not yet applied, in order (an error as [`super::pending`] says).
-pub async fn pending<'a>(
-    client: &Client,
-    files: &'a [Migration],
-) -> Result<Vec<&'a Migration>, PgError> {
-    Ok(super::pending(files, &applied(client).await?)?)
-}
+impl Records for Client {
+    type Error = PgError;
 
-/// What the database records as applied, oldest first; the table is created if new.
-async fn applied(client: &Client) -> Result<Vec<Applied>, PgError> {
-    // Keyed by path since the first release; the migrator reads the version out of it.
-    client
-        .batch_execute(
+    async fn applied(&self) -> Result<Vec<Applied>, PgError> {
+        self.batch_execute(
             "CREATE TABLE IF NOT EXISTS findemo_migrations (
                  path text PRIMARY KEY,
                  checksum text NOT NULL,
@@ -27,19 +19,20 @@ async fn applied(client: &Client) -> Result<Vec<Applied>, PgError> {
         )
         .await
         .map_err(query_err("create findemo_migrations"))?;
-    Ok(client
-        .query(
-            "SELECT path, checksum FROM findemo_migrations ORDER BY applied_at",
-            &[],
-        )
-        .await
-        .map_err(query_err("read findemo_migrations"))?
-        .iter()
-        .map(|row| Applied {
-            path: row.get(0),
-            checksum: row.get(1),
-        })
-        .collect())
+        Ok(self
+            .query(
+                "SELECT path, checksum FROM findemo_migrations ORDER BY applied_at",
+                &[],
+            )
+            .await
+            .map_err(query_err("read findemo_migrations"))?
+            .iter()
+            .map(|row| Applied {
+                path: row.get(0),
+                checksum: row.get(1),
+            })
+            .collect())
+    }
 }
 
 /// Applies one file and records it, in one transaction: all of it or nothing.
