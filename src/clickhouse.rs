@@ -1,18 +1,15 @@
 //! The stack's ClickHouse over its HTTP interface: queries (plain text, typed rows
 //! through the official `clickhouse` crate, and read-only JSON for the dashboard's SQL
-//! pad), and applying `sql/clickhouse/` in order, each file recorded once all its
-//! statements ran. This is the only module that talks to ClickHouse.
-//!
-//! ClickHouse has no transactions, so every statement in those files is written to be
-//! re-runnable (`IF NOT EXISTS`); a file that fails half-way is not recorded, and the
-//! next `up` runs it again from the top.
+//! pad). This and the migrator's ClickHouse side ([`crate::migrate::clickhouse`]),
+//! which applies `sql/clickhouse/` through it, are the only code that talks to
+//! ClickHouse.
 
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
 use crate::config::Config;
-use crate::migrate::{self, Applied, MigrateError, Migration};
+use crate::migrate::MigrateError;
 use crate::service::Service;
 use crate::state::Credentials;
 
@@ -224,61 +221,6 @@ impl ClickHouse {
             .split('.')
             .map(|p| p.parse::<u32>().unwrap_or(0));
         Ok((parts.next().unwrap_or(0), parts.next().unwrap_or(0)))
-    }
-
-    /// The files not yet applied, in order (an error if an applied one changed).
-    pub async fn pending<'a>(&self, files: &'a [Migration]) -> Result<Vec<&'a Migration>, ChError> {
-        self.exec("CREATE DATABASE IF NOT EXISTS findemo_meta")
-            .await?;
-        self.exec(
-            "CREATE TABLE IF NOT EXISTS findemo_meta.migrations \
-             (path String, checksum String, applied_at DateTime DEFAULT now()) \
-             ENGINE = MergeTree ORDER BY path",
-        )
-        .await?;
-        #[derive(serde::Deserialize)]
-        struct Row {
-            path: String,
-            checksum: String,
-        }
-        let applied: Applied = self
-            .rows::<Row>("SELECT path, checksum FROM findemo_meta.migrations")
-            .await?
-            .into_iter()
-            .map(|r| (r.path, r.checksum))
-            .collect();
-        Ok(migrate::pending(files, &applied)?)
-    }
-
-    /// Runs the file's statements in order, placeholders filled, then records it.
-    pub async fn apply(&self, file: &Migration, vars: &[(&str, &str)]) -> Result<(), ChError> {
-        // Render each statement, not the file: comments may mention placeholders.
-        let statements = migrate::statements(&file.sql)
-            .into_iter()
-            .map(|(line, s)| Ok((line, migrate::render(&file.path, &s, vars)?)))
-            .collect::<Result<Vec<_>, MigrateError>>()?;
-        for (number, (line, statement)) in statements.into_iter().enumerate() {
-            if let Err(err) = self.exec(&statement).await {
-                let message = match err {
-                    ChError::Query { message, .. } => message,
-                    other => return Err(other),
-                };
-                return Err(ChError::Migration {
-                    path: file.path.clone(),
-                    line,
-                    number: number + 1,
-                    statement: first_line(&statement).to_string(),
-                    message,
-                });
-            }
-        }
-        self.exec(&format!(
-            "INSERT INTO findemo_meta.migrations (path, checksum) VALUES ('{}', '{}')",
-            escape(&file.path),
-            file.checksum()
-        ))
-        .await?;
-        Ok(())
     }
 }
 

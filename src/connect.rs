@@ -4,10 +4,12 @@
 //! Connect answers 409 while its workers rebalance and 5xx while it starts; those are
 //! retried with backoff. Anything else is reported as it came.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
+
+use crate::retry::{Backoff, Limit};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
@@ -80,9 +82,13 @@ impl ConnectClient {
         what: &str,
         build: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<Option<Value>, ConnectError> {
-        let mut pause = Duration::from_millis(250);
-        let mut last = String::new();
-        for attempt in 1..=ATTEMPTS {
+        let mut backoff = Backoff::new(
+            Limit::Attempts(ATTEMPTS),
+            Duration::from_millis(250),
+            Duration::from_secs(4),
+        );
+        loop {
+            let last;
             match build().send().await {
                 Ok(response) => {
                     let status = response.status().as_u16();
@@ -104,18 +110,17 @@ impl ConnectClient {
                 }
                 Err(err) => last = crate::probe::http_reason(err),
             }
+            let attempt = backoff.failures() + 1;
             tracing::debug!(what, attempt, %last, "Kafka Connect not ready, retrying");
-            if attempt < ATTEMPTS {
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(4));
+            if !backoff.wait().await {
+                return Err(ConnectError::GaveUp {
+                    endpoint: self.base.clone(),
+                    what: what.to_string(),
+                    attempts: ATTEMPTS,
+                    last,
+                });
             }
         }
-        Err(ConnectError::GaveUp {
-            endpoint: self.base.clone(),
-            what: what.to_string(),
-            attempts: ATTEMPTS,
-            last,
-        })
     }
 
     /// The connector's configuration, if it exists (without its `name` key).
@@ -179,8 +184,11 @@ impl ConnectClient {
     /// Waits until the connector and all its tasks are RUNNING; a FAILED one is
     /// reported with its stack trace at once.
     pub async fn wait_running(&self, name: &str, timeout: Duration) -> Result<(), ConnectError> {
-        let started = Instant::now();
-        let mut pause = Duration::from_millis(100);
+        let mut backoff = Backoff::new(
+            Limit::Until(timeout),
+            Duration::from_millis(100),
+            Duration::from_secs(1),
+        );
         loop {
             let status = self.status(name).await?;
             let (connector, tasks) = match &status {
@@ -213,7 +221,7 @@ impl ConnectClient {
                     return Ok(());
                 }
             }
-            if started.elapsed() >= timeout {
+            if !backoff.wait().await {
                 return Err(ConnectError::NotRunning {
                     name: name.to_string(),
                     waited: timeout,
@@ -225,8 +233,6 @@ impl ConnectClient {
                     },
                 });
             }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_secs(1));
         }
     }
 }

@@ -18,6 +18,7 @@ mod pipeline;
 mod postgres;
 mod probe;
 mod progress;
+mod retry;
 mod service;
 mod stack;
 mod state;

@@ -1,9 +1,17 @@
 //! SQL files applied in order, once, with a checksum: the sqlx migrator's model.
 //!
 //! The files live in `sql/postgres/` and `sql/clickhouse/` and are compiled into the
-//! binary, so `findemo` works from any directory. Each applied file is recorded in the
-//! database it was applied to; a file changed after it was applied is reported, never
-//! silently skipped or re-run.
+//! binary, so `findemo` works from any directory. A file is known by its version, the
+//! number its name starts with, so renaming `0003_gold.sql` to `0003_kpis.sql` applies
+//! nothing again. Each applied file is recorded in the database it was applied to; a
+//! file changed after it was applied, two files with one number, and an applied file
+//! that is gone are reported, never silently skipped or re-run.
+//!
+//! This module decides what to apply; [`postgres`] and [`clickhouse`] read each
+//! database's records ([`Records`]) and run and record a file there (`apply`).
+
+pub mod clickhouse;
+pub mod postgres;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -94,12 +102,7 @@ fn read_sql_dir(dir: &Path, relative: &str) -> Result<Vec<Migration>, MigrateErr
         .iter()
         .map(|name| read_file(dir, &format!("{relative}/{name}")))
         .collect::<Result<_, _>>()?;
-    if let Some(file) = files.iter().find(|f| f.version() == 0) {
-        return Err(MigrateError::Read {
-            path: file.path.clone(),
-            reason: "SQL file names must start with their number, e.g. 0004_more.sql".into(),
-        });
-    }
+    versions(&files)?;
     Ok(files)
 }
 
@@ -114,27 +117,87 @@ pub enum MigrateError {
         recorded: String,
         now: String,
     },
+    #[error(
+        "{path} and {other} have the same number {version}: each SQL file needs its own.\n\
+         Renumber the newer one (applied files keep their number)."
+    )]
+    Duplicate {
+        version: u32,
+        path: String,
+        other: String,
+    },
+    #[error(
+        "{path} (number {version}) was applied, but no SQL file has that number now.\n\
+         Applied SQL files must stay: put it back, or start clean with `findemo reset`."
+    )]
+    Missing { version: u32, path: String },
+    #[error(
+        "{path}: {reason}; SQL file names start with their number, from 1 up, e.g. 0004_more.sql"
+    )]
+    BadName { path: String, reason: &'static str },
     #[error("{path}: unknown placeholder {{{{{name}}}}}")]
     Placeholder { path: String, name: String },
     #[error("cannot read {path}: {reason}")]
     Read { path: String, reason: String },
 }
 
-/// What the database says was applied: file path -> checksum.
-pub type Applied = BTreeMap<String, String>;
+/// What a database records for one applied file: the path it had then (the version
+/// is read out of it, so records written when files were keyed by path still count)
+/// and its checksum.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Applied {
+    pub path: String,
+    pub checksum: String,
+}
 
 impl Migration {
-    /// The number the file name starts with.
-    pub fn version(&self) -> u32 {
-        let name = self.path.rsplit('/').next().unwrap_or(&self.path);
-        let digits: String = name.chars().take_while(|c| c.is_ascii_digit()).collect();
-        digits.parse().unwrap_or(0)
+    /// The number the file name starts with: the key it is recorded under.
+    pub fn version(&self) -> Result<u32, MigrateError> {
+        version_of(&self.path)
     }
 
     /// FNV-1a 64 of the file's text, in hex.
     pub fn checksum(&self) -> String {
         fnv1a(&self.sql)
     }
+}
+
+/// The version of a SQL file (or of a recorded path): the number its name starts with,
+/// 1 or more.
+pub fn version_of(path: &str) -> Result<u32, MigrateError> {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let digits = &name[..name
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(name.len())];
+    let bad = |reason| MigrateError::BadName {
+        path: path.to_string(),
+        reason,
+    };
+    match digits.parse::<u32>() {
+        Ok(0) => Err(bad("version 0 is not allowed")),
+        Ok(version) => Ok(version),
+        Err(_) if digits.is_empty() => Err(bad("no number at the start of the name")),
+        Err(_) => Err(bad("the number is too large")),
+    }
+}
+
+/// Each file's version, in the files' order; an error for a bad name or a number used
+/// twice.
+fn versions(files: &[Migration]) -> Result<Vec<u32>, MigrateError> {
+    let mut seen: BTreeMap<u32, &str> = BTreeMap::new();
+    let mut out = Vec::with_capacity(files.len());
+    for file in files {
+        let version = file.version()?;
+        if let Some(other) = seen.insert(version, &file.path) {
+            return Err(MigrateError::Duplicate {
+                version,
+                path: file.path.clone(),
+                other: other.to_string(),
+            });
+        }
+        out.push(version);
+    }
+    Ok(out)
 }
 
 /// FNV-1a 64 of `text`, in hex: a stable fingerprint (not a security hash).
@@ -147,26 +210,61 @@ pub fn fnv1a(text: &str) -> String {
     format!("{hash:016x}")
 }
 
-/// The files still to apply, in order; an error if an applied file has changed.
+/// The files still to apply, in order. An error if two files share a number, if an
+/// applied file changed, or if an applied version has no file any more.
 pub fn pending<'a>(
     files: &'a [Migration],
-    applied: &Applied,
+    applied: &[Applied],
 ) -> Result<Vec<&'a Migration>, MigrateError> {
+    let versions = versions(files)?;
+    // Version -> checksums recorded for it. A stack whose file was renamed while
+    // records were keyed by path holds two records of one version.
+    let mut recorded: BTreeMap<u32, Vec<&Applied>> = BTreeMap::new();
+    for record in applied {
+        recorded
+            .entry(version_of(&record.path)?)
+            .or_default()
+            .push(record);
+    }
+    if let Some((&version, records)) = recorded.iter().find(|(v, _)| !versions.contains(v)) {
+        return Err(MigrateError::Missing {
+            version,
+            path: records[0].path.clone(),
+        });
+    }
     let mut todo = Vec::new();
-    for file in files {
-        match applied.get(&file.path) {
-            Some(recorded) if *recorded == file.checksum() => {}
-            Some(recorded) => {
-                return Err(MigrateError::Changed {
-                    path: file.path.clone(),
-                    recorded: recorded.clone(),
-                    now: file.checksum(),
-                })
-            }
-            None => todo.push(file),
+    for (file, version) in files.iter().zip(versions) {
+        let Some(records) = recorded.get(&version) else {
+            todo.push(file);
+            continue;
+        };
+        let checksum = file.checksum();
+        if !records.iter().any(|r| r.checksum == checksum) {
+            return Err(MigrateError::Changed {
+                path: file.path.clone(),
+                recorded: records[records.len() - 1].checksum.clone(),
+                now: checksum,
+            });
         }
     }
     Ok(todo)
+}
+
+/// A database that records which files were applied to it: each back-end creates its
+/// table when new and reads it oldest first. Its records are keyed by path since the
+/// first release; [`pending`] reads the version out of each.
+pub trait Records {
+    type Error: From<MigrateError>;
+
+    async fn applied(&self) -> Result<Vec<Applied>, Self::Error>;
+}
+
+/// The files not yet applied to `db`, in order (an error as [`pending`] says).
+pub async fn pending_in<'a, D: Records>(
+    db: &D,
+    files: &'a [Migration],
+) -> Result<Vec<&'a Migration>, D::Error> {
+    Ok(pending(files, &db.applied().await?)?)
 }
 
 /// Replaces each `{{name}}` with its value; any other placeholder is an error.
@@ -245,7 +343,7 @@ mod tests {
             let on_disk: Vec<String> = on_disk.iter().map(|m| m.path.clone()).collect();
             let listed: Vec<String> = list.iter().map(|m| m.path.clone()).collect();
             assert_eq!(listed, on_disk, "update the list in migrate.rs");
-            let versions: Vec<u32> = list.iter().map(Migration::version).collect();
+            let versions = versions(list).unwrap();
             assert!(versions.windows(2).all(|w| w[0] < w[1]), "{versions:?}");
         }
         assert!(from_dir
@@ -254,21 +352,109 @@ mod tests {
             .ends_with("connectors/postgres-source.json"));
     }
 
-    #[test]
-    fn pending_skips_applied_and_reports_changed() {
-        let file = |path: &str, sql: &str| Migration {
+    fn file(path: &str, sql: &str) -> Migration {
+        Migration {
             path: path.into(),
             sql: sql.into(),
-        };
+        }
+    }
+
+    fn record(file: &Migration) -> Applied {
+        Applied {
+            path: file.path.clone(),
+            checksum: file.checksum(),
+        }
+    }
+
+    #[test]
+    fn pending_skips_applied_and_reports_changed() {
         let files = [file("a/0001_x.sql", "one"), file("a/0002_y.sql", "two")];
-        let mut applied = Applied::new();
+        let mut applied = Vec::new();
         assert_eq!(pending(&files, &applied).unwrap().len(), 2);
-        applied.insert("a/0001_x.sql".into(), files[0].checksum());
+        applied.push(record(&files[0]));
         assert_eq!(pending(&files, &applied).unwrap(), vec![&files[1]]);
-        applied.insert("a/0002_y.sql".into(), "0000".into());
+        applied.push(Applied {
+            path: "a/0002_y.sql".into(),
+            checksum: "0000".into(),
+        });
         let err = pending(&files, &applied).unwrap_err();
         assert!(matches!(err, MigrateError::Changed { ref path, .. } if path == "a/0002_y.sql"));
-        assert_eq!(files[0].version(), 1);
+    }
+
+    #[test]
+    fn records_keyed_by_path_are_read_as_versions() {
+        // What stacks created before versions recorded, in both databases.
+        for (path, version) in [
+            ("sql/postgres/0001_tables.sql", 1),
+            ("sql/clickhouse/0005_by_account.sql", 5),
+            ("0042_bare.sql", 42),
+            ("sql/clickhouse/7more.sql", 7),
+        ] {
+            assert_eq!(version_of(path), Ok(version), "{path}");
+        }
+        // Every built-in file recorded by path counts as applied: nothing re-runs.
+        let builtin = PipelineFiles::builtin();
+        for files in [&builtin.postgres, &builtin.clickhouse] {
+            let applied: Vec<Applied> = files.iter().map(record).collect();
+            assert_eq!(pending(files, &applied).unwrap(), Vec::<&Migration>::new());
+        }
+        // A file renamed (or read from another folder) keeps its version.
+        let renamed = [file("elsewhere/0001_renamed.sql", "one")];
+        let applied = [record(&file("sql/postgres/0001_x.sql", "one"))];
+        assert!(pending(&renamed, &applied).unwrap().is_empty());
+    }
+
+    #[test]
+    fn duplicate_numbers_missing_files_and_bad_names_are_reported() {
+        let files = [file("a/0001_x.sql", "one"), file("a/0001_y.sql", "two")];
+        let err = pending(&files, &[]).unwrap_err();
+        assert!(
+            matches!(err, MigrateError::Duplicate { version: 1, .. }),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("a/0001_y.sql and a/0001_x.sql"),
+            "{err}"
+        );
+
+        let files = [file("a/0001_x.sql", "one")];
+        let applied = [record(&files[0]), record(&file("a/0002_gone.sql", "two"))];
+        let err = pending(&files, &applied).unwrap_err();
+        assert_eq!(
+            err,
+            MigrateError::Missing {
+                version: 2,
+                path: "a/0002_gone.sql".into()
+            }
+        );
+
+        for (path, reason) in [
+            ("a/0000_x.sql", "version 0 is not allowed"),
+            ("a/x.sql", "no number at the start of the name"),
+            ("a/99999999999_x.sql", "the number is too large"),
+        ] {
+            let err = pending(&[file(path, "")], &[]).unwrap_err();
+            assert_eq!(
+                err,
+                MigrateError::BadName {
+                    path: path.into(),
+                    reason
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn folder_with_a_bad_name_is_refused_when_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let sql = dir.path().join("sql/postgres");
+        std::fs::create_dir_all(&sql).unwrap();
+        std::fs::write(sql.join("0000_first.sql"), "SELECT 1;").unwrap();
+        let err = read_sql_dir(dir.path(), "sql/postgres").unwrap_err();
+        assert!(
+            err.to_string().contains("version 0 is not allowed"),
+            "{err}"
+        );
     }
 
     #[test]

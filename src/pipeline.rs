@@ -195,8 +195,8 @@ impl Pipeline<'_> {
     /// What applying would change, without changing anything.
     pub async fn plan(&self) -> Result<Plan, PipelineError> {
         let pg = postgres::connect(self.config, self.creds).await?;
-        let postgres = postgres::pending(&pg, &self.files.postgres).await?;
-        let clickhouse = self.clickhouse().pending(&self.files.clickhouse).await?;
+        let postgres = migrate::pending_in(&pg, &self.files.postgres).await?;
+        let clickhouse = migrate::pending_in(&self.clickhouse(), &self.files.clickhouse).await?;
         let desired = self.connector_config()?;
         let connector = match self.connect().config(&self.connector_name()).await? {
             None => "register",
@@ -219,11 +219,11 @@ impl Pipeline<'_> {
         let mut changed = false;
 
         let mut pg = postgres::connect(self.config, self.creds).await?;
-        for file in postgres::pending(&pg, &self.files.postgres).await? {
+        for file in migrate::pending_in(&pg, &self.files.postgres).await? {
             let task = self
                 .printer
                 .task("postgres", &format!("applying {}", file.path));
-            postgres::apply(&mut pg, file).await?;
+            migrate::postgres::apply(&mut pg, file).await?;
             task.done(&format!("applied {}", file.path));
             changed = true;
         }
@@ -238,7 +238,7 @@ impl Pipeline<'_> {
         }
 
         let ch = self.clickhouse();
-        let pending = ch.pending(&self.files.clickhouse).await?;
+        let pending = migrate::pending_in(&ch, &self.files.clickhouse).await?;
         if !pending.is_empty() {
             let vars = self.clickhouse_vars(ch.version().await?);
             let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -246,7 +246,7 @@ impl Pipeline<'_> {
                 let task = self
                     .printer
                     .task("clickhouse", &format!("applying {}", file.path));
-                ch.apply(file, &vars).await?;
+                migrate::clickhouse::apply(&ch, file, &vars).await?;
                 task.done(&format!("applied {}", file.path));
                 changed = true;
             }

@@ -1,11 +1,11 @@
-//! The stack's PostgreSQL: connecting with the generated credentials, and applying
-//! `sql/postgres/` in order, each file in one transaction.
+//! The stack's PostgreSQL: connecting with the generated credentials, and the error
+//! type every caller shares (the migrator applies `sql/postgres/`, see
+//! [`crate::migrate::postgres`]).
 
-use tokio_postgres::error::ErrorPosition;
 use tokio_postgres::{Client, NoTls};
 
 use crate::config::Config;
-use crate::migrate::{self, Applied, MigrateError, Migration};
+use crate::migrate::MigrateError;
 use crate::service::{Service, POSTGRES_DB};
 use crate::state::Credentials;
 
@@ -71,72 +71,5 @@ pub fn query_err(what: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) 
     move |e| PgError::Query {
         what,
         reason: reason(&e),
-    }
-}
-
-/// The files not yet applied, in order (an error if an applied one changed).
-pub async fn pending<'a>(
-    client: &Client,
-    files: &'a [Migration],
-) -> Result<Vec<&'a Migration>, PgError> {
-    client
-        .batch_execute(
-            "CREATE TABLE IF NOT EXISTS findemo_migrations (
-                 path text PRIMARY KEY,
-                 checksum text NOT NULL,
-                 applied_at timestamptz NOT NULL DEFAULT now())",
-        )
-        .await
-        .map_err(query_err("create findemo_migrations"))?;
-    let applied: Applied = client
-        .query("SELECT path, checksum FROM findemo_migrations", &[])
-        .await
-        .map_err(query_err("read findemo_migrations"))?
-        .iter()
-        .map(|row| (row.get(0), row.get(1)))
-        .collect();
-    Ok(migrate::pending(files, &applied)?)
-}
-
-/// Applies one file and records it, in one transaction: all of it or nothing.
-pub async fn apply(client: &mut Client, file: &Migration) -> Result<(), PgError> {
-    let tx = client
-        .transaction()
-        .await
-        .map_err(query_err("begin transaction"))?;
-    if let Err(err) = tx.batch_execute(&file.sql).await {
-        return Err(migration_error(file, &err));
-    }
-    tx.execute(
-        "INSERT INTO findemo_migrations (path, checksum) VALUES ($1, $2)",
-        &[&file.path, &file.checksum()],
-    )
-    .await
-    .map_err(query_err("record migration"))?;
-    tx.commit().await.map_err(query_err("commit migration"))
-}
-
-fn migration_error(file: &Migration, err: &tokio_postgres::Error) -> PgError {
-    let offset = match err.as_db_error().and_then(|db| db.position()) {
-        // A 1-based character position in the file's text.
-        Some(ErrorPosition::Original(pos)) => file
-            .sql
-            .char_indices()
-            .nth((*pos as usize).saturating_sub(1))
-            .map_or(0, |(i, _)| i),
-        _ => 0,
-    };
-    let line = migrate::line_of(&file.sql, offset);
-    let statement = migrate::statements(&file.sql)
-        .into_iter()
-        .take_while(|(start, _)| *start <= line)
-        .last()
-        .map(|(_, s)| s.lines().next().unwrap_or("").to_string())
-        .unwrap_or_default();
-    PgError::Migration {
-        path: file.path.clone(),
-        line,
-        statement,
-        message: reason(err),
     }
 }

@@ -8,6 +8,7 @@ use crate::config::Config;
 use crate::docker::{ContainerStatus, DockerError, Engine, ServiceSpec};
 use crate::probe::{NotReady, WaitFor};
 use crate::progress::Printer;
+use crate::retry::{Backoff, Limit};
 use crate::service::Service;
 use crate::state::{Credentials, StateError};
 
@@ -161,8 +162,11 @@ impl Stack<'_> {
         spec: &ServiceSpec,
         wait: &WaitFor,
     ) -> Result<String, StackError> {
-        let deadline = Instant::now() + self.config.ready_timeout;
-        let mut pause = Duration::from_millis(100);
+        let mut backoff = Backoff::new(
+            Limit::Until(self.config.ready_timeout),
+            Duration::from_millis(100),
+            Duration::from_secs(1),
+        );
         loop {
             let reason = match wait.probe().await {
                 Ok(detail) => return Ok(detail),
@@ -182,7 +186,7 @@ impl Stack<'_> {
                     return Err(self.exited(service, spec, status).await);
                 }
             }
-            if Instant::now() >= deadline {
+            if !backoff.wait().await {
                 return Err(StackError::NotReady {
                     service,
                     what: wait.describe(),
@@ -192,8 +196,6 @@ impl Stack<'_> {
                     hint: service.hint(),
                 });
             }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_secs(1));
         }
     }
 

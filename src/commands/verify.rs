@@ -15,6 +15,7 @@ use crate::clickhouse::ClickHouse;
 use crate::commands::CommandError;
 use crate::pipeline::SILVER;
 use crate::postgres;
+use crate::retry::{Backoff, Limit};
 
 const SOURCE_DAYS: &str = "\
     SELECT t.\"timestamp\"::date::text, count(*)::text, sum(t.amount)::text, \
@@ -89,13 +90,17 @@ pub async fn run(args: VerifyArgs, ctx: &Ctx) -> Result<ExitCode, CommandError> 
     let task = ctx
         .printer
         .task("verify", "comparing PostgreSQL and ClickHouse");
+    let mut backoff = Backoff::constant(Limit::Until(timeout), Duration::from_millis(500));
     let report = loop {
         let report = compare(&pg, &ch, &config.stack, started).await?;
-        if report.agree || started.elapsed() >= timeout {
+        if report.agree {
             break report;
         }
+        let Some(pause) = backoff.next() else {
+            break report;
+        };
         task.message(&progress(&report));
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(pause).await;
     };
     if report.agree {
         task.done(&format!(

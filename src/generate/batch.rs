@@ -10,7 +10,8 @@ use std::ops::Range;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::clock::{self, PG_EPOCH_UNIX_US};
-use super::data::{self, Status, Tx, TxGenerator};
+use super::tx::{Status, Tx, TxGenerator};
+use super::world;
 
 /// The columns of `raw_transactions` in [`encode_tx`]'s field order.
 pub const COLUMNS: &str =
@@ -169,15 +170,15 @@ fn encode_tx(buf: &mut BytesMut, tx: &Tx, generator: &TxGenerator) {
     buf.put_i32(16);
     buf.put_slice(&tx.id);
     // text fields: the UTF-8 bytes.
-    put_text(buf, &data::account_id(tx.account));
+    put_text(buf, &world::account_id(tx.account));
     // timestamp: microseconds since 2000-01-01.
     buf.put_i32(8);
     buf.put_i64(tx.ts_us - PG_EPOCH_UNIX_US);
     put_numeric_cents(buf, tx.cents);
     put_text(buf, tx.currency.code());
-    put_text(buf, &data::merchant_id(tx.merchant));
+    put_text(buf, &world::merchant_id(tx.merchant));
     put_text(buf, tx.status.as_str());
-    put_text(buf, &data::ip_string(world.ip(tx.ip).addr));
+    put_text(buf, &world::ip_string(world.ip(tx.ip).addr));
     put_text(buf, &tx.device_id());
 }
 
@@ -239,7 +240,7 @@ fn put_numeric_cents(buf: &mut BytesMut, cents: i64) {
 mod tests {
     use super::*;
     use crate::config::GeneratorConfig;
-    use crate::generate::data::World;
+    use crate::generate::world::World;
     use std::sync::Arc;
 
     fn numeric(cents: i64) -> Vec<u8> {

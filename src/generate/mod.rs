@@ -7,16 +7,18 @@
 //! seed's progress row in the same transaction, so a run can be killed at any point and
 //! the next run with the same seed continues exactly where the committed data ends.
 //!
-//! - `data`: the world (pools) and transactions; `rng`, `clock`: their building blocks.
+//! - `world`: the pools (accounts, merchants, IPs) and FX rates; `tx`: transactions;
+//!   `rng`, `clock`: their building blocks.
 //! - `batch`: a range of transactions as one write; `rate`: pacing.
 //! - `writer`: PostgreSQL, with retries and reconnects; one WAL record per row by
 //!   default (see [`crate::config::WriteMethod`]).
 
 mod batch;
 mod clock;
-mod data;
 mod rate;
 mod rng;
+mod tx;
+mod world;
 mod writer;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,8 +31,9 @@ pub use clock::parse_start;
 pub use writer::ReferenceCounts;
 
 use batch::{Batch, BatchMaker, Clock};
-use data::{TxGenerator, World};
 use rate::Pacer;
+use tx::TxGenerator;
+use world::World;
 use writer::Writer;
 
 use crate::config::{Config, GeneratorConfig, Rate};

@@ -11,7 +11,7 @@
 //! into the table (opt-in) logs multi-insert records, many rows at one WAL position,
 //! which released Debezium connectors cannot resume in the middle of.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::SinkExt;
 use tokio::sync::watch;
@@ -19,10 +19,11 @@ use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use tokio_postgres::{Client, Statement};
 
 use super::batch::{Batch, COLUMNS};
-use super::data::{AccountRow, Currency, IpRow, MerchantRow};
-use super::{clock, data, stopped, GenerateError, Observer};
+use super::world::{self, AccountRow, Currency, IpRow, MerchantRow};
+use super::{clock, stopped, GenerateError, Observer};
 use crate::config::{Config, WriteMethod};
 use crate::postgres::PgError;
+use crate::retry::{Backoff, Limit};
 use crate::state::Credentials;
 
 const PROGRESS_SQL: &str = include_str!("../../sql/generator/progress.sql");
@@ -415,13 +416,16 @@ impl Writer {
         observer: &dyn Observer,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<Written, GenerateError> {
-        let started = Instant::now();
-        let mut delay = FIRST_RETRY_DELAY;
-        let mut retries = 0;
+        let mut backoff = Backoff::new(
+            Limit::Within(self.retry_for),
+            FIRST_RETRY_DELAY,
+            MAX_RETRY_DELAY,
+        );
         loop {
             let attempt = tokio::time::timeout(BATCH_TIMEOUT, self.try_write(batch)).await;
             let reason = match attempt {
                 Ok(Ok(written)) => {
+                    let retries = backoff.failures();
                     if retries > 0 {
                         observer.notice(&format!(
                             "PostgreSQL is back: batch {}..{} written after {retries} {}",
@@ -438,17 +442,16 @@ impl Writer {
             };
             // The connection may be mid-transaction or dead: start over on a new one.
             self.conn = None;
-            retries += 1;
             observer.retry(&reason);
-            if started.elapsed() + delay > self.retry_for {
+            let Some(delay) = backoff.next() else {
                 return Err(GenerateError::GaveUp {
                     first: batch.first,
                     end: batch.end,
-                    attempts: retries,
-                    waited: started.elapsed(),
+                    attempts: backoff.failures(),
+                    waited: backoff.elapsed(),
                     reason,
                 });
-            }
+            };
             observer.notice(&format!(
                 "cannot write batch {}..{} ({reason}); retrying in {:.1}s",
                 batch.first,
@@ -459,7 +462,6 @@ impl Writer {
                 _ = tokio::time::sleep(delay) => {}
                 _ = stopped(shutdown) => return Err(GenerateError::Interrupted),
             }
-            delay = (delay * 2).min(MAX_RETRY_DELAY);
         }
     }
 
@@ -598,7 +600,7 @@ fn fx_columns(days: std::ops::Range<i64>) -> (Vec<String>, Vec<&'static str>, Ve
         for currency in Currency::ALL {
             out.0.push(clock::date_string(day));
             out.1.push(currency.code());
-            out.2.push(format!("{:.6}", data::fx_rate(day, currency)));
+            out.2.push(format!("{:.6}", world::fx_rate(day, currency)));
         }
     }
     out

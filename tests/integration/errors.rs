@@ -1,7 +1,7 @@
 //! Bad input and broken surroundings: each gives a clear error, a non-zero exit, and
 //! leaves nothing `reset` cannot remove.
 
-use crate::harness::Bed;
+use crate::harness::{Bed, Run};
 
 #[test]
 fn malformed_yaml_names_line_and_column() {
@@ -51,20 +51,12 @@ fn bad_flag_is_a_usage_error() {
 #[test]
 fn missing_docker_engine_is_explained() {
     let bed = Bed::new("nodocker");
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_findemo"));
-    let out = cmd
-        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-        .env("FINDEMO_STATE_DIR", bed.state_dir())
-        .args(["-c", bed.config_path().to_str().unwrap(), "up"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
-    assert!(
-        stderr.contains("cannot reach the Docker engine at unix:///nonexistent/docker.sock"),
-        "{stderr}"
-    );
-    assert!(stderr.contains("DOCKER_HOST"), "{stderr}");
+    let mut cmd = bed.command(&["up"]);
+    cmd.env("DOCKER_HOST", "unix:///nonexistent/docker.sock");
+    Run::of(cmd)
+        .failure()
+        .stderr_has("cannot reach the Docker engine at unix:///nonexistent/docker.sock")
+        .stderr_has("DOCKER_HOST");
 }
 
 #[test]

@@ -60,8 +60,10 @@ impl Bed {
         self.ports[i]
     }
 
-    /// `findemo -c demo.yaml ARGS` in the bed's directory, not started yet.
-    fn command(&self, args: &[&str]) -> Command {
+    /// `findemo -c demo.yaml ARGS` in the bed's directory, not started yet: the one way
+    /// tests launch the binary ([`Bed::run`] and [`Bed::spawn`] start it). Add to it
+    /// (an environment variable, say) and run it with [`Run::of`].
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_findemo"));
         cmd.current_dir(self.dir.path())
             .env("FINDEMO_STATE_DIR", self.state_dir())
@@ -73,7 +75,7 @@ impl Bed {
         cmd
     }
 
-    /// Runs `findemo -c demo.yaml ARGS` in the bed's directory.
+    /// Runs `findemo -c demo.yaml ARGS` in the bed's directory and waits for it.
     pub fn run(&self, args: &[&str]) -> Run {
         Run::of(self.command(args))
     }
@@ -127,7 +129,8 @@ pub struct Run {
 }
 
 impl Run {
-    fn of(mut cmd: Command) -> Run {
+    /// Runs `cmd` (from [`Bed::command`]) to its end.
+    pub fn of(mut cmd: Command) -> Run {
         let Output {
             status,
             stdout,
