@@ -28,7 +28,8 @@ pub enum KafkaError {
     Client {
         addr: String,
         what: String,
-        source: RdError,
+        /// Boxed: librdkafka's error is large, and every `Result` here carries it.
+        source: Box<RdError>,
     },
     #[error("no answer from the Kafka broker at {addr} within {timeout:?} ({what})")]
     Timeout {
@@ -87,7 +88,7 @@ fn client_err(addr: &str, what: impl Into<String>) -> impl FnOnce(RdError) -> Ka
     move |source| KafkaError::Client {
         addr: addr.to_string(),
         what,
-        source,
+        source: Box::new(source),
     }
 }
 
@@ -114,7 +115,7 @@ pub async fn metadata(addr: &str, timeout: Duration) -> Result<Vec<Broker>, Kafk
             return Err(KafkaError::Client {
                 addr,
                 what: "metadata request".into(),
-                source: RdError::MetadataFetch(RDKafkaErrorCode::BrokerNotAvailable),
+                source: Box::new(RdError::MetadataFetch(RDKafkaErrorCode::BrokerNotAvailable)),
             });
         }
         Ok(brokers)
