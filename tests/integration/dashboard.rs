@@ -14,13 +14,13 @@ use crate::browser::Browser;
 use crate::harness::{clickhouse, postgres, rt, Bed};
 
 /// A `findemo dashboard` process; stopped with SIGINT (Ctrl-C) when dropped.
-struct Dashboard {
+pub(crate) struct Dashboard {
     child: Child,
     url: String,
 }
 
 impl Dashboard {
-    fn start(bed: &Bed) -> Dashboard {
+    pub(crate) fn start(bed: &Bed) -> Dashboard {
         let port = free_port();
         let mut child = bed.spawn(&["dashboard", "--port", &port.to_string()]);
         // The first line on stdout is the URL, printed once it listens.
@@ -39,7 +39,7 @@ impl Dashboard {
         }
     }
 
-    fn get(&self, path: &str) -> (u16, Value) {
+    pub(crate) fn get(&self, path: &str) -> (u16, Value) {
         http(reqwest::Method::GET, &format!("{}{path}", self.url), None)
     }
 
@@ -52,7 +52,7 @@ impl Dashboard {
     }
 
     /// Ctrl-C: the server stops by itself, open pages and all, with exit code 0.
-    fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         let status = interrupt(&mut self.child);
         assert!(
             status.success(),
