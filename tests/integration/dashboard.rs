@@ -190,6 +190,24 @@ fn dashboard_in_a_browser() {
         b.attr("#verify-result", "data-agree")
             .filter(|a| a == "true")
     });
+    // Kafka, per topic: every event of the transactions topic is in bronze, and
+    // ClickHouse's group has committed past it (its commit can trail the block).
+    let row = format!(
+        "[data-stage=kafka] tr[data-topic='{}.public.raw_transactions']",
+        bed.stack
+    );
+    assert_eq!(browser.count("[data-stage=kafka] tr[data-topic]"), 6);
+    // (The card is redrawn every 2 s: read its cells again until both are there.)
+    let end = browser
+        .wait(30, "the transactions topic's lag to reach 0", |b| {
+            b.attr(&row, "data-lag").filter(|lag| lag == "0")?;
+            b.text(&format!("{row} [data-field=end_offset]"))
+        })
+        .replace(',', "");
+    assert_eq!(
+        end,
+        clickhouse(&bed, "SELECT count() FROM bronze.raw_transactions")
+    );
     browser.screenshot("pipeline");
 
     // ---- the tiles follow the stream without a reload
