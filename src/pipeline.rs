@@ -1,7 +1,9 @@
 //! The change-data-capture pipeline on a running stack, set up in an order that
 //! leaves nothing to timing: PostgreSQL schema and publication, then the Kafka topics,
 //! then ClickHouse's bronze/silver/gold (whose Kafka tables subscribe to those topics),
-//! then the Debezium connector, and last a canary change that must reach silver.
+//! then the Debezium connector, and last a canary change that must reach silver, after
+//! which every ClickHouse consumer group is checked for a consumer left standing.
+//! Also the pipeline's health for `status`: states, counts, topics and their lag.
 
 use std::time::{Duration, Instant};
 
