@@ -510,7 +510,17 @@ impl Pipeline<'_> {
                     stuck.join(", "),
                     UNCONSUMED.as_secs()
                 ));
-                reattach_kafka_tables(&ch).await?;
+                // Seen on ClickHouse 18.16 with librdkafka 2.16: a DETACH while its
+                // consumer is in a bad state aborts an assertion in librdkafka and
+                // never returns. Say so rather than fail `up`, whose canary arrived.
+                if let Err(err) = reattach_kafka_tables(&ch).await {
+                    let behind = behind();
+                    task.failed(&format!(
+                        "re-attaching failed ({err}); {}",
+                        describe_behind(&behind, "not consuming")
+                    ));
+                    return Ok(Consumers::Stuck(behind));
+                }
                 watches.clear();
             }
             task.message("waiting for lagging consumer groups to commit");
