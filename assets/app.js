@@ -535,7 +535,24 @@
         h('div', { class: 'stage-rate' }, fmtRate(st.rate), h('small', null, st.rate_unit ? str(st.rate_unit) : '')),
         h('div', { class: 'stage-detail' }, str(st.detail)),
         figures.length ? h('table', { class: 'figures' }, h('tbody', null, figures)) : null,
+        (st.topics || []).length ? topicTable(st.topics) : null,
         st.trace ? h('details', { open: wasOpen }, h('summary', null, 'trace'), h('pre', null, str(st.trace))) : null]);
+    }
+    /** Kafka: one row per topic (data-topic = the topic's name), its end offset,
+     *  events/s and the ClickHouse consumer group's lag. */
+    function topicTable(topics) {
+      const rows = topics.map((t) => {
+        const cells = t.error
+          ? [h('td', { colspan: '3', title: str(t.error) }, 'unknown')]
+          : [h('td', { 'data-field': 'end_offset' }, fmtInt(t.end_offset)),
+            h('td', { 'data-field': 'events_per_sec' }, fmtRate(t.events_per_sec)),
+            h('td', { 'data-field': 'lag_events' }, fmtInt(t.lag_events))];
+        return h('tr', { 'data-topic': str(t.topic), 'data-lag': t.lag_events == null ? '' : String(t.lag_events) },
+          h('td', { title: str(t.topic) + ' (group ' + str(t.group) + ')' }, str(t.table)), ...cells);
+      });
+      return h('table', { class: 'figures topics' },
+        h('thead', null, h('tr', null, h('th', null, 'topic'), h('th', null, 'end offset'), h('th', null, 'events/s'), h('th', null, 'lag'))),
+        h('tbody', null, rows));
     }
     async function verify() {
       verifyBtn.disabled = true;

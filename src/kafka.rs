@@ -1,70 +1,54 @@
-//! The little of the Kafka wire protocol findemo speaks itself: ApiVersions, to learn
-//! which Metadata version the broker accepts, then Metadata, which a broker answers
-//! only once it can serve clients. Written by hand so the binary carries no librdkafka.
+//! Kafka, through librdkafka (the `rdkafka` crate): the only code that talks to the
+//! broker. Three calls: a metadata request (the readiness probe: a broker answers it
+//! only once it can serve clients), topic creation with the admin client, and a
+//! consumer group's lag read from outside the group.
+//!
+//! librdkafka's calls block, so each runs on tokio's blocking pool, never on an async
+//! worker. Lag is read as a non-member: a consumer with the group's `group.id` that
+//! never subscribes asks for the group's committed offsets (it never joins, so the
+//! group's members keep their partitions), and each partition's end comes from its
+//! watermarks.
 
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError as RdError;
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Offset, TopicPartitionList};
+use serde::Serialize;
 
-const API_METADATA: i16 = 3;
-const API_VERSIONS: i16 = 18;
-const API_CREATE_TOPICS: i16 = 19;
-/// The newest CreateTopics version without flexible (tagged) encoding.
-const CREATE_TOPICS_MAX_PLAIN: i16 = 4;
-/// CreateTopics error code for a topic that is already there.
-const TOPIC_ALREADY_EXISTS: i16 = 36;
-/// The newest Metadata version without flexible (tagged) encoding.
-const METADATA_MAX_PLAIN: i16 = 8;
 const CLIENT_ID: &str = "findemo";
 
 #[derive(Debug, thiserror::Error)]
 pub enum KafkaError {
-    #[error("cannot connect to the Kafka broker at {addr}: {source}")]
-    Unreachable {
+    #[error("Kafka broker at {addr}: {what}: {source}")]
+    Client {
         addr: String,
-        source: std::io::Error,
+        what: String,
+        /// Boxed: librdkafka's error is large, and every `Result` here carries it.
+        source: Box<RdError>,
     },
-    #[error("no answer from the Kafka broker at {addr} within {timeout:?}")]
-    Timeout { addr: String, timeout: Duration },
-    #[error("Kafka broker at {addr}: {message}")]
-    Protocol { addr: String, message: String },
-    #[error("creating Kafka topic {topic} failed with error code {code}{}", detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
+    #[error("no answer from the Kafka broker at {addr} within {timeout:?} ({what})")]
+    Timeout {
+        addr: String,
+        what: &'static str,
+        timeout: Duration,
+    },
+    #[error("Kafka broker at {addr}: topic {topic} does not exist")]
+    NoTopic { addr: String, topic: String },
+    #[error("creating Kafka topic {topic} failed: {code}")]
     CreateTopic {
         topic: String,
-        code: i16,
-        detail: Option<String>,
+        code: RDKafkaErrorCode,
     },
-}
-
-/// Connects, runs `exchange` on the connection, and gives it all `timeout`; the
-/// exchange's own failures (plain text from the wire code) become `Protocol`.
-async fn with_broker<T>(
-    addr: &str,
-    timeout: Duration,
-    exchange: impl AsyncFnOnce(&mut TcpStream) -> Result<Result<T, KafkaError>, String>,
-) -> Result<T, KafkaError> {
-    let work = async {
-        let mut conn =
-            TcpStream::connect(addr)
-                .await
-                .map_err(|source| KafkaError::Unreachable {
-                    addr: addr.to_string(),
-                    source,
-                })?;
-        exchange(&mut conn)
-            .await
-            .map_err(|message| KafkaError::Protocol {
-                addr: addr.to_string(),
-                message,
-            })?
-    };
-    tokio::time::timeout(timeout, work)
-        .await
-        .map_err(|_| KafkaError::Timeout {
-            addr: addr.to_string(),
-            timeout,
-        })?
+    #[error("Kafka client task for {what} ended abnormally: {source}")]
+    Task {
+        what: String,
+        source: tokio::task::JoinError,
+    },
 }
 
 /// A broker as the cluster advertises it.
@@ -75,14 +59,66 @@ pub struct Broker {
     pub port: i32,
 }
 
+/// A client configuration for the broker at `addr` (`127.0.0.1:PORT`).
+fn config(addr: &str, timeout: Duration) -> ClientConfig {
+    let ms = timeout.as_millis().clamp(10, i32::MAX as u128).to_string();
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", addr)
+        .set("client.id", CLIENT_ID)
+        // The host listener is advertised as localhost: stay on IPv4, as published.
+        .set("broker.address.family", "v4")
+        .set("socket.timeout.ms", &ms)
+        .set("socket.connection.setup.timeout.ms", &ms);
+    config
+}
+
+/// Runs blocking librdkafka work on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    what: String,
+    work: impl FnOnce() -> Result<T, KafkaError> + Send + 'static,
+) -> Result<T, KafkaError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|source| KafkaError::Task { what, source })?
+}
+
+fn client_err(addr: &str, what: impl Into<String>) -> impl FnOnce(RdError) -> KafkaError + '_ {
+    let what = what.into();
+    move |source| KafkaError::Client {
+        addr: addr.to_string(),
+        what,
+        source: Box::new(source),
+    }
+}
+
 /// Asks the broker at `addr` for cluster metadata and returns its brokers.
 pub async fn metadata(addr: &str, timeout: Duration) -> Result<Vec<Broker>, KafkaError> {
-    with_broker(addr, timeout, async |conn: &mut TcpStream| {
-        let versions = call(conn, API_VERSIONS, 0, 1, &[]).await?;
-        let version = metadata_version(&versions)?;
-        let body = metadata_request(version);
-        let reply = call(conn, API_METADATA, version, 2, &body).await?;
-        parse_metadata(&reply, version).map(Ok)
+    let addr = addr.to_string();
+    blocking("a metadata request".into(), move || {
+        let consumer: BaseConsumer = config(&addr, timeout)
+            .create()
+            .map_err(client_err(&addr, "create a client"))?;
+        let metadata = consumer
+            .fetch_metadata(None, timeout)
+            .map_err(client_err(&addr, "metadata request"))?;
+        let brokers: Vec<Broker> = metadata
+            .brokers()
+            .iter()
+            .map(|b| Broker {
+                node_id: b.id(),
+                host: b.host().to_string(),
+                port: b.port(),
+            })
+            .collect();
+        if brokers.is_empty() {
+            return Err(KafkaError::Client {
+                addr,
+                what: "metadata request".into(),
+                source: Box::new(RdError::MetadataFetch(RDKafkaErrorCode::BrokerNotAvailable)),
+            });
+        }
+        Ok(brokers)
     })
     .await
 }
@@ -94,181 +130,149 @@ pub async fn create_topics(
     topics: &[String],
     timeout: Duration,
 ) -> Result<Vec<String>, KafkaError> {
-    with_broker(addr, timeout, async |conn: &mut TcpStream| {
-        let versions = call(conn, API_VERSIONS, 0, 1, &[]).await?;
-        let version = api_version(&versions, API_CREATE_TOPICS, CREATE_TOPICS_MAX_PLAIN)?;
-        let mut body = Vec::new();
-        body.extend_from_slice(&(topics.len() as i32).to_be_bytes());
-        for topic in topics {
-            put_string(&mut body, topic);
-            body.extend_from_slice(&1i32.to_be_bytes()); // partitions
-            body.extend_from_slice(&1i16.to_be_bytes()); // replication factor
-            body.extend_from_slice(&0i32.to_be_bytes()); // no manual assignment
-            body.extend_from_slice(&0i32.to_be_bytes()); // no configs
+    let (addr, topics) = (addr.to_string(), topics.to_vec());
+    let runtime = tokio::runtime::Handle::current();
+    // Creating and dropping the admin client start and join its threads: off the
+    // async workers too, with the request's future driven from there.
+    let results = blocking("create topics".into(), move || {
+        let admin: AdminClient<DefaultClientContext> = config(&addr, timeout)
+            .create()
+            .map_err(client_err(&addr, "create an admin client"))?;
+        let new: Vec<NewTopic> = topics
+            .iter()
+            .map(|t| NewTopic::new(t, 1, TopicReplication::Fixed(1)))
+            .collect();
+        let options = AdminOptions::new()
+            .request_timeout(Some(timeout))
+            .operation_timeout(Some(timeout));
+        runtime.block_on(async {
+            tokio::time::timeout(timeout, admin.create_topics(&new, &options))
+                .await
+                .map_err(|_| KafkaError::Timeout {
+                    addr: addr.clone(),
+                    what: "create topics",
+                    timeout,
+                })?
+                .map_err(client_err(&addr, "create topics"))
+        })
+    })
+    .await?;
+    let mut created = Vec::new();
+    for result in results {
+        match result {
+            Ok(topic) => created.push(topic),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => return Err(KafkaError::CreateTopic { topic, code }),
         }
-        body.extend_from_slice(&15_000i32.to_be_bytes()); // timeout_ms
-        if version >= 1 {
-            body.push(0); // validate_only = false
+    }
+    Ok(created)
+}
+
+/// One partition's end and a group's position in it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PartitionLag {
+    pub partition: i32,
+    /// The offset the next record will get (the high watermark).
+    pub end_offset: i64,
+    /// The group's committed offset, `None` when it has committed none.
+    pub committed_offset: Option<i64>,
+    pub lag_events: i64,
+}
+
+/// A consumer group's lag on one topic, summed over its partitions.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TopicLag {
+    pub topic: String,
+    pub group: String,
+    pub end_offset: i64,
+    /// Sum of the committed offsets; `None` when the group has committed none.
+    pub committed_offset: Option<i64>,
+    pub lag_events: i64,
+    pub partitions: Vec<PartitionLag>,
+}
+
+/// Events a group has still to consume in one partition: from its committed offset
+/// (or, with none, from the partition's start, where ClickHouse's consumers begin) to
+/// the end. Never negative: the test bed's broker can report an end below a committed
+/// offset (README, known limits).
+pub fn partition_lag(end: i64, start: i64, committed: Option<i64>) -> i64 {
+    (end - committed.unwrap_or(start)).max(0)
+}
+
+/// Sums partitions into the topic's figures.
+pub fn topic_lag(topic: &str, group: &str, partitions: Vec<PartitionLag>) -> TopicLag {
+    let committed: Vec<i64> = partitions
+        .iter()
+        .filter_map(|p| p.committed_offset)
+        .collect();
+    TopicLag {
+        topic: topic.to_string(),
+        group: group.to_string(),
+        end_offset: partitions.iter().map(|p| p.end_offset).sum(),
+        committed_offset: (!committed.is_empty()).then(|| committed.iter().sum()),
+        lag_events: partitions.iter().map(|p| p.lag_events).sum(),
+        partitions,
+    }
+}
+
+/// How far consumer group `group` is behind on `topic`, read without joining it.
+pub async fn group_lag(
+    addr: &str,
+    group: &str,
+    topic: &str,
+    timeout: Duration,
+) -> Result<TopicLag, KafkaError> {
+    let (addr, group, topic) = (addr.to_string(), group.to_string(), topic.to_string());
+    blocking(format!("the lag of group {group}"), move || {
+        let consumer: BaseConsumer = config(&addr, timeout)
+            .set("group.id", &group)
+            .set("enable.auto.commit", "false")
+            .create()
+            .map_err(client_err(&addr, "create a consumer"))?;
+        let metadata = consumer
+            .fetch_metadata(Some(&topic), timeout)
+            .map_err(client_err(&addr, format!("metadata of topic {topic}")))?;
+        let ids: Vec<i32> = metadata
+            .topics()
+            .iter()
+            .filter(|t| t.name() == topic && t.error().is_none())
+            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+            .collect();
+        if ids.is_empty() {
+            return Err(KafkaError::NoTopic { addr, topic });
         }
-        let reply = call(conn, API_CREATE_TOPICS, version, 2, &body).await?;
-        let mut r = Reader(&reply);
-        if version >= 2 {
-            r.i32()?; // throttle_time_ms
+        let mut wanted = TopicPartitionList::new();
+        for id in &ids {
+            wanted.add_partition(&topic, *id);
         }
-        let mut created = Vec::new();
-        for _ in 0..r.i32()? {
-            let name = r.string()?.unwrap_or_default();
-            let code = r.i16()?;
-            let message = if version >= 1 { r.string()? } else { None };
-            match code {
-                0 => created.push(name),
-                TOPIC_ALREADY_EXISTS => {}
-                _ => {
-                    return Ok(Err(KafkaError::CreateTopic {
-                        topic: name,
-                        code,
-                        detail: message,
-                    }))
-                }
-            }
+        let committed = consumer
+            .committed_offsets(wanted, timeout)
+            .map_err(client_err(
+                &addr,
+                format!("committed offsets of group {group}"),
+            ))?;
+        let mut partitions = Vec::new();
+        for id in ids {
+            let (start, end) = consumer
+                .fetch_watermarks(&topic, id, timeout)
+                .map_err(client_err(&addr, format!("end offsets of {topic}")))?;
+            let offset = committed
+                .find_partition(&topic, id)
+                .map(|e| e.offset())
+                .and_then(|o| match o {
+                    Offset::Offset(n) if n >= 0 => Some(n),
+                    _ => None,
+                });
+            partitions.push(PartitionLag {
+                partition: id,
+                end_offset: end,
+                committed_offset: offset,
+                lag_events: partition_lag(end, start, offset),
+            });
         }
-        Ok(Ok(created))
+        Ok(topic_lag(&topic, &group, partitions))
     })
     .await
-}
-
-/// Sends one request and returns the response body after the correlation id.
-async fn call(
-    conn: &mut TcpStream,
-    api_key: i16,
-    version: i16,
-    correlation: i32,
-    body: &[u8],
-) -> Result<Vec<u8>, String> {
-    let mut frame = Vec::with_capacity(32 + body.len());
-    frame.extend_from_slice(&api_key.to_be_bytes());
-    frame.extend_from_slice(&version.to_be_bytes());
-    frame.extend_from_slice(&correlation.to_be_bytes());
-    put_string(&mut frame, CLIENT_ID);
-    frame.extend_from_slice(body);
-    let mut message = (frame.len() as i32).to_be_bytes().to_vec();
-    message.extend_from_slice(&frame);
-    let io = |e: std::io::Error| format!("broker connection: {e}");
-    conn.write_all(&message).await.map_err(io)?;
-    let len = conn.read_i32().await.map_err(io)?;
-    if !(4..=64 << 20).contains(&len) {
-        return Err(format!("broker sent a frame of {len} bytes"));
-    }
-    let mut reply = vec![0; len as usize];
-    conn.read_exact(&mut reply).await.map_err(io)?;
-    let mut r = Reader(&reply);
-    if r.i32()? != correlation {
-        return Err("broker answered another request".into());
-    }
-    Ok(r.0.to_vec())
-}
-
-/// Picks the newest plain-encoded Metadata version from an ApiVersions v0 answer.
-fn metadata_version(reply: &[u8]) -> Result<i16, String> {
-    api_version(reply, API_METADATA, METADATA_MAX_PLAIN)
-}
-
-/// The newest version of `api` up to `newest` that the broker accepts, from an
-/// ApiVersions v0 answer.
-fn api_version(reply: &[u8], api: i16, newest: i16) -> Result<i16, String> {
-    let mut r = Reader(reply);
-    let error = r.i16()?;
-    if error != 0 {
-        return Err(format!("ApiVersions failed with error code {error}"));
-    }
-    for _ in 0..r.i32()? {
-        let (key, min, max) = (r.i16()?, r.i16()?, r.i16()?);
-        if key == api {
-            let version = max.min(newest);
-            return if version >= min {
-                Ok(version)
-            } else {
-                Err(format!("broker needs API {api} v{min} or newer"))
-            };
-        }
-    }
-    Err(format!("broker does not offer API {api}"))
-}
-
-fn metadata_request(version: i16) -> Vec<u8> {
-    let mut body = Vec::new();
-    // All topics: an empty array in v0, a null array from v1 on.
-    let topics: i32 = if version == 0 { 0 } else { -1 };
-    body.extend_from_slice(&topics.to_be_bytes());
-    if version >= 4 {
-        body.push(0); // allow_auto_topic_creation = false
-    }
-    if version >= 8 {
-        body.push(0); // include_cluster_authorized_operations
-        body.push(0); // include_topic_authorized_operations
-    }
-    body
-}
-
-fn parse_metadata(reply: &[u8], version: i16) -> Result<Vec<Broker>, String> {
-    let mut r = Reader(reply);
-    if version >= 3 {
-        r.i32()?; // throttle_time_ms
-    }
-    let count = r.i32()?;
-    let mut brokers = Vec::new();
-    for _ in 0..count.max(0) {
-        let node_id = r.i32()?;
-        let host = r.string()?.unwrap_or_default();
-        let port = r.i32()?;
-        if version >= 1 {
-            r.string()?; // rack
-        }
-        brokers.push(Broker {
-            node_id,
-            host,
-            port,
-        });
-    }
-    if brokers.is_empty() {
-        return Err("broker answered with no brokers yet".into());
-    }
-    Ok(brokers)
-}
-
-fn put_string(buf: &mut Vec<u8>, s: &str) {
-    buf.extend_from_slice(&(s.len() as i16).to_be_bytes());
-    buf.extend_from_slice(s.as_bytes());
-}
-
-/// Big-endian reads over a byte slice, failing on truncation.
-struct Reader<'a>(&'a [u8]);
-
-impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Result<&[u8], String> {
-        if self.0.len() < n {
-            return Err("broker reply is truncated".into());
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Ok(head)
-    }
-    fn i16(&mut self) -> Result<i16, String> {
-        let b = self.take(2)?;
-        Ok(i16::from_be_bytes([b[0], b[1]]))
-    }
-    fn i32(&mut self) -> Result<i32, String> {
-        let b = self.take(4)?;
-        Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
-    fn string(&mut self) -> Result<Option<String>, String> {
-        let len = self.i16()?;
-        if len < 0 {
-            return Ok(None);
-        }
-        let bytes = self.take(len as usize)?;
-        Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
-    }
 }
 
 #[cfg(test)]
@@ -276,41 +280,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn picks_newest_plain_metadata_version() {
-        let mut reply = vec![0, 0, 0, 0, 0, 2];
-        for (key, min, max) in [(18i16, 0i16, 3i16), (3, 0, 12)] {
-            for v in [key, min, max] {
-                reply.extend_from_slice(&v.to_be_bytes());
-            }
-        }
-        assert_eq!(metadata_version(&reply), Ok(8));
-        assert!(metadata_version(&[0, 35, 0, 0, 0, 0]).is_err());
+    fn lag_counts_from_the_committed_offset_or_the_start() {
+        assert_eq!(partition_lag(100, 0, Some(40)), 60);
+        assert_eq!(partition_lag(100, 0, Some(100)), 0);
+        assert_eq!(partition_lag(100, 10, None), 90);
+        assert_eq!(partition_lag(0, 0, None), 0);
     }
 
     #[test]
-    fn parses_brokers_of_v8_reply() {
-        let mut reply = Vec::new();
-        reply.extend_from_slice(&0i32.to_be_bytes()); // throttle
-        reply.extend_from_slice(&1i32.to_be_bytes()); // one broker
-        reply.extend_from_slice(&1i32.to_be_bytes());
-        put_string(&mut reply, "kafka");
-        reply.extend_from_slice(&29092i32.to_be_bytes());
-        reply.extend_from_slice(&(-1i16).to_be_bytes()); // null rack
-        let brokers = parse_metadata(&reply, 8).unwrap();
+    fn lag_is_never_negative() {
+        // tansu's end offset can be below what a group committed (README).
+        assert_eq!(partition_lag(106, 0, Some(115)), 0);
+    }
+
+    #[test]
+    fn topic_sums_partitions() {
+        let p = |partition, end_offset, committed_offset: Option<i64>| PartitionLag {
+            partition,
+            end_offset,
+            committed_offset,
+            lag_events: partition_lag(end_offset, 0, committed_offset),
+        };
+        let lag = topic_lag("s.public.t", "g", vec![p(0, 10, Some(4)), p(1, 5, None)]);
         assert_eq!(
-            brokers,
-            vec![Broker {
-                node_id: 1,
-                host: "kafka".into(),
-                port: 29092
-            }]
+            (lag.end_offset, lag.committed_offset, lag.lag_events),
+            (15, Some(4), 11)
         );
-        assert!(parse_metadata(&reply[..6], 8).is_err());
-    }
-
-    #[test]
-    fn request_shape_follows_version() {
-        assert_eq!(metadata_request(0), vec![0, 0, 0, 0]);
-        assert_eq!(metadata_request(8), vec![255, 255, 255, 255, 0, 0, 0]);
+        let none = topic_lag("s.public.t", "g", vec![p(0, 3, None)]);
+        assert_eq!((none.committed_offset, none.lag_events), (None, 3));
     }
 }

@@ -9,6 +9,14 @@ bash tests/testbed/build.sh
 # The test-bed broker keeps Kafka's promises: exact offsets, data across a restart.
 bash tests/testbed/conformance.sh
 
+# A C toolchain: the rdkafka crate compiles its own librdkafka.
+if ! command -v cc >/dev/null 2>&1 || ! command -v make >/dev/null 2>&1; then
+    echo "test.sh: installing build-essential with apt-get (rdkafka builds librdkafka)" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >&2
+    apt-get install -y -qq --no-install-recommends build-essential >&2
+fi
+
 # A real browser for the dashboard tests (tests/integration/dashboard.rs).
 if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
     echo "test.sh: installing chromium and chromium-driver with apt-get" >&2

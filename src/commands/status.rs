@@ -1,9 +1,11 @@
 //! `findemo status`: is every service running and ready, does the connector run, and
-//! how far along is the warehouse? A table, or JSON for scripts.
+//! how far along is the warehouse (rows per layer, each topic's end offset and
+//! ClickHouse's consumer lag; with `--watch`, events per second per stage)? A table,
+//! or JSON for scripts.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -12,7 +14,7 @@ use crate::cli::StatusArgs;
 use crate::commands::CommandError;
 use crate::docker::Engine;
 use crate::migrate::PipelineFiles;
-use crate::pipeline::{Health, Pipeline};
+use crate::pipeline::{per_sec, total, Health, Pipeline};
 use crate::service::Service;
 use crate::state;
 
@@ -25,6 +27,75 @@ struct Report {
     services: Vec<ServiceReport>,
     /// Present once every service is ready.
     pipeline: Option<Health>,
+    /// `--watch` only, from the second refresh on: events per second per stage over
+    /// the last refresh interval.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rates: Option<Rates>,
+}
+
+/// Events per second per stage, over the interval between two refreshes. A figure is
+/// `None` when either reading of its counter is unknown.
+#[derive(Debug, Serialize, PartialEq)]
+struct Rates {
+    interval_secs: f64,
+    /// Inserts, updates and deletes on the captured tables (PostgreSQL's statistics).
+    postgres_changes_per_sec: Option<f64>,
+    /// Events appended to the topics (their end offsets).
+    kafka_events_per_sec: Option<f64>,
+    /// Change events landed in bronze.
+    bronze_events_per_sec: Option<f64>,
+    /// Rows added to silver's current views.
+    silver_rows_per_sec: Option<f64>,
+}
+
+/// The counters of one reading that rates are taken from.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Counters {
+    postgres_changes: Option<f64>,
+    kafka_events: Option<f64>,
+    bronze_events: Option<f64>,
+    silver_rows: Option<f64>,
+    /// Per topic, its end offset.
+    topics: Vec<(String, Option<f64>)>,
+}
+
+impl Counters {
+    fn of(health: &Health) -> Counters {
+        let f = |n: i64| n as f64;
+        Counters {
+            postgres_changes: health.postgres_changes.map(f),
+            kafka_events: total(health.topics.iter().map(|t| t.end_offset)).map(f),
+            bronze_events: total(health.tables.iter().map(|t| t.bronze)).map(|n| n as f64),
+            silver_rows: total(health.tables.iter().map(|t| t.silver)).map(|n| n as f64),
+            topics: health
+                .topics
+                .iter()
+                .map(|t| (t.topic.clone(), t.end_offset.map(f)))
+                .collect(),
+        }
+    }
+
+    /// Rates from `before` to `self`, `secs` apart.
+    fn rates_since(&self, before: &Counters, secs: f64) -> Rates {
+        Rates {
+            interval_secs: secs,
+            postgres_changes_per_sec: per_sec(self.postgres_changes, before.postgres_changes, secs),
+            kafka_events_per_sec: per_sec(self.kafka_events, before.kafka_events, secs),
+            bronze_events_per_sec: per_sec(self.bronze_events, before.bronze_events, secs),
+            silver_rows_per_sec: per_sec(self.silver_rows, before.silver_rows, secs),
+        }
+    }
+
+    /// A topic's events per second since `before`.
+    fn topic_rate(&self, topic: &str, before: &Counters, secs: f64) -> Option<f64> {
+        let end = |c: &Counters| {
+            c.topics
+                .iter()
+                .find(|(t, _)| t == topic)
+                .and_then(|(_, n)| *n)
+        };
+        per_sec(end(self), end(before), secs)
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -53,8 +124,21 @@ pub async fn run(args: StatusArgs, ctx: &Ctx) -> Result<ExitCode, CommandError> 
     }
     let clear = std::io::stdout().is_terminal() && !args.json;
     let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
+    let mut before: Option<(Instant, Counters)> = None;
     loop {
-        let report = gather(ctx, &engine).await?;
+        let mut report = gather(ctx, &engine).await?;
+        let now = Instant::now();
+        if let Some(health) = report.pipeline.as_mut() {
+            let counters = Counters::of(health);
+            if let Some((then, old)) = &before {
+                let secs = now.duration_since(*then).as_secs_f64();
+                for topic in &mut health.topics {
+                    topic.events_per_sec = counters.topic_rate(&topic.topic, old, secs);
+                }
+                report.rates = Some(counters.rates_since(old, secs));
+            }
+            before = Some((now, counters));
+        }
         if clear {
             // Home the cursor and clear the screen, like `watch`.
             print!("\x1b[H\x1b[2J");
@@ -139,13 +223,19 @@ async fn gather(ctx: &Ctx, engine: &Engine) -> Result<Report, CommandError> {
     };
     Ok(Report {
         stack: config.stack.clone(),
-        healthy: all_ready && pipeline.as_ref().is_some_and(Health::running),
+        // A topic the broker cannot describe (lost, or the broker not answering) is
+        // as unhealthy as a stopped connector.
+        healthy: all_ready
+            && pipeline
+                .as_ref()
+                .is_some_and(|p| p.running() && p.topics.iter().all(|t| t.error.is_none())),
         docker_host: engine.host().to_string(),
         credentials_file: creds
             .is_some()
             .then(|| ctx.credentials_path.display().to_string()),
         services,
         pipeline,
+        rates: None,
     })
 }
 
@@ -204,8 +294,73 @@ fn print_table(report: &Report) {
             );
         }
     }
+    if let Some(p) = &report.pipeline {
+        println!(
+            "{:<36} {:>12} {:>12} {:>10} {:>10}",
+            "TOPIC (CLICKHOUSE GROUP LAG)", "END OFFSET", "COMMITTED", "LAG", "EVENTS/S"
+        );
+        for t in &p.topics {
+            if let Some(err) = &t.error {
+                println!("{:<36} {err}", t.topic);
+                continue;
+            }
+            let cell = |v: Option<i64>| v.map_or("-".to_string(), |n| n.to_string());
+            println!(
+                "{:<36} {:>12} {:>12} {:>10} {:>10}",
+                t.topic,
+                cell(t.end_offset),
+                cell(t.committed_offset),
+                cell(t.lag_events),
+                t.events_per_sec
+                    .map_or("-".to_string(), |r| format!("{r:.1}"))
+            );
+        }
+    }
+    if let Some(r) = &report.rates {
+        let rate = |v: Option<f64>| v.map_or("?".to_string(), |r| format!("{r:.1}"));
+        println!(
+            "Last {:.1}s: PostgreSQL {} changes/s, Kafka {} events/s, bronze {} events/s, \
+             silver {} rows/s",
+            r.interval_secs,
+            rate(r.postgres_changes_per_sec),
+            rate(r.kafka_events_per_sec),
+            rate(r.bronze_events_per_sec),
+            rate(r.silver_rows_per_sec)
+        );
+    }
     match &report.credentials_file {
         Some(path) => println!("Credentials: {path}"),
         None => println!("Credentials: none yet (`findemo up` creates them)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_are_taken_over_the_interval() {
+        let before = Counters {
+            postgres_changes: Some(100.0),
+            kafka_events: Some(50.0),
+            bronze_events: Some(40.0),
+            silver_rows: None,
+            topics: vec![("s.public.t".into(), Some(50.0))],
+        };
+        let now = Counters {
+            postgres_changes: Some(300.0),
+            kafka_events: Some(250.0),
+            bronze_events: Some(30.0),
+            silver_rows: Some(10.0),
+            topics: vec![("s.public.t".into(), Some(250.0))],
+        };
+        let rates = now.rates_since(&before, 2.0);
+        assert_eq!(rates.postgres_changes_per_sec, Some(100.0));
+        assert_eq!(rates.kafka_events_per_sec, Some(100.0));
+        // A counter that went back (a table recreated) is not a negative rate.
+        assert_eq!(rates.bronze_events_per_sec, Some(0.0));
+        assert_eq!(rates.silver_rows_per_sec, None);
+        assert_eq!(now.topic_rate("s.public.t", &before, 2.0), Some(100.0));
+        assert_eq!(now.topic_rate("s.public.other", &before, 2.0), None);
     }
 }

@@ -95,6 +95,7 @@ pub async fn run(args: UpArgs, ctx: &Ctx) -> Result<ExitCode, CommandError> {
     };
     let pipeline_changed = pipeline.apply().await?;
     let canary = pipeline.canary(config.canary_timeout).await?;
+    let consumers = pipeline.consumers().await?;
 
     println!();
     if !pipeline_changed && ready.iter().all(|r| r.action == Action::AlreadyUp) {
@@ -124,6 +125,7 @@ pub async fn run(args: UpArgs, ctx: &Ctx) -> Result<ExitCode, CommandError> {
         "A change in PostgreSQL reached ClickHouse silver in {:.1}s.",
         canary.as_secs_f64()
     );
+    println!("{}", consumers.summary());
     println!(
         "Credentials: {} (readable by you only)",
         ctx.credentials_path.display()

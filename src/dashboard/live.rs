@@ -24,6 +24,7 @@ use super::App;
 use crate::clickhouse::{ChError, ClickHouse};
 use crate::config::Config;
 use crate::connect::ConnectClient;
+use crate::pipeline::{per_sec, TopicHealth};
 use crate::service::Service;
 use crate::state::Credentials;
 
@@ -444,6 +445,9 @@ struct Stage {
     rate_unit: &'static str,
     figures: Vec<(String, String)>,
     trace: Option<String>,
+    /// The Kafka stage only: per topic its end offset, events/s and ClickHouse's lag.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    topics: Vec<TopicHealth>,
 }
 
 impl Stage {
@@ -457,23 +461,19 @@ impl Stage {
             rate_unit,
             figures: Vec::new(),
             trace: None,
+            topics: Vec::new(),
         }
     }
 }
 
 /// Counters whose change per second is a stage's rate.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 struct Counters {
     source_changes: Option<i64>,
     bronze_events: Option<u64>,
     silver_versions: Option<u64>,
-}
-
-fn rate<T: Into<f64> + Copy>(now: Option<T>, before: Option<T>, secs: f64) -> Option<f64> {
-    match (now, before) {
-        (Some(a), Some(b)) if secs > 0.0 => Some(((a.into() - b.into()) / secs).max(0.0)),
-        _ => None,
-    }
+    /// Per topic, its end offset.
+    topic_ends: BTreeMap<String, i64>,
 }
 
 fn grouped(n: u64) -> String {
@@ -618,12 +618,25 @@ async fn pipeline_loop(
             debezium.detail = format!("Kafka Connect: {}", detail("connect"));
         }
 
-        let mut kafka = Stage::new("kafka", "Kafka", "");
+        let mut kafka = Stage::new("kafka", "Kafka", "events/s");
         kafka.state = if up("kafka") { "ok" } else { "down" };
         kafka.detail = detail("kafka");
-        kafka
-            .figures
-            .push(("topics".into(), format!("{}.public.raw_*", config.stack)));
+        if up("kafka") {
+            kafka.topics = crate::pipeline::consumer_lags(&config).await;
+            for topic in &kafka.topics {
+                if let Some(end) = topic.end_offset {
+                    counters.topic_ends.insert(topic.topic.clone(), end);
+                }
+            }
+            if kafka.topics.iter().any(|t| t.error.is_some()) {
+                kafka.state = "warn";
+            }
+            let lag: i64 = kafka.topics.iter().filter_map(|t| t.lag_events).sum();
+            kafka.figures.push((
+                "ClickHouse lag".into(),
+                format!("{} events", grouped(lag as u64)),
+            ));
+        }
 
         let mut bronze = Stage::new("bronze", "ClickHouse bronze", "events/s");
         let mut silver = Stage::new("silver", "ClickHouse silver", "versions/s");
@@ -667,17 +680,27 @@ async fn pipeline_loop(
         let now = Instant::now();
         if let Some((then, old)) = before {
             let secs = now.duration_since(then).as_secs_f64();
-            postgres.rate = rate(
+            let f = |n: Option<i64>| n.map(|n| n as f64);
+            for topic in &mut kafka.topics {
+                let end = |c: &Counters| c.topic_ends.get(&topic.topic).copied();
+                topic.events_per_sec = per_sec(f(end(&counters)), f(end(&old)), secs);
+            }
+            if !counters.topic_ends.is_empty() && counters.topic_ends.len() == old.topic_ends.len()
+            {
+                let sum = |c: &Counters| Some(c.topic_ends.values().sum::<i64>() as f64);
+                kafka.rate = per_sec(sum(&counters), sum(&old), secs);
+            }
+            postgres.rate = per_sec(
                 counters.source_changes.map(|n| n as f64),
                 old.source_changes.map(|n| n as f64),
                 secs,
             );
-            bronze.rate = rate(
+            bronze.rate = per_sec(
                 counters.bronze_events.map(|n| n as f64),
                 old.bronze_events.map(|n| n as f64),
                 secs,
             );
-            silver.rate = rate(
+            silver.rate = per_sec(
                 counters.silver_versions.map(|n| n as f64),
                 old.silver_versions.map(|n| n as f64),
                 secs,
@@ -720,8 +743,5 @@ mod tests {
         assert_eq!(grouped(999), "999");
         assert_eq!(bytes(512), "512 B");
         assert_eq!(bytes(12_345), "12.3 kB");
-        assert_eq!(rate(Some(30.0), Some(10.0), 2.0), Some(10.0));
-        assert_eq!(rate(Some(5.0), Some(10.0), 2.0), Some(0.0));
-        assert_eq!(rate::<f64>(Some(5.0), None, 2.0), None);
     }
 }

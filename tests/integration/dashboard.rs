@@ -14,13 +14,13 @@ use crate::browser::Browser;
 use crate::harness::{clickhouse, postgres, rt, Bed};
 
 /// A `findemo dashboard` process; stopped with SIGINT (Ctrl-C) when dropped.
-struct Dashboard {
+pub(crate) struct Dashboard {
     child: Child,
     url: String,
 }
 
 impl Dashboard {
-    fn start(bed: &Bed) -> Dashboard {
+    pub(crate) fn start(bed: &Bed) -> Dashboard {
         let port = free_port();
         let mut child = bed.spawn(&["dashboard", "--port", &port.to_string()]);
         // The first line on stdout is the URL, printed once it listens.
@@ -39,7 +39,7 @@ impl Dashboard {
         }
     }
 
-    fn get(&self, path: &str) -> (u16, Value) {
+    pub(crate) fn get(&self, path: &str) -> (u16, Value) {
         http(reqwest::Method::GET, &format!("{}{path}", self.url), None)
     }
 
@@ -52,7 +52,7 @@ impl Dashboard {
     }
 
     /// Ctrl-C: the server stops by itself, open pages and all, with exit code 0.
-    fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         let status = interrupt(&mut self.child);
         assert!(
             status.success(),
@@ -190,6 +190,24 @@ fn dashboard_in_a_browser() {
         b.attr("#verify-result", "data-agree")
             .filter(|a| a == "true")
     });
+    // Kafka, per topic: every event of the transactions topic is in bronze, and
+    // ClickHouse's group has committed past it (its commit can trail the block).
+    let row = format!(
+        "[data-stage=kafka] tr[data-topic='{}.public.raw_transactions']",
+        bed.stack
+    );
+    assert_eq!(browser.count("[data-stage=kafka] tr[data-topic]"), 6);
+    // (The card is redrawn every 2 s: read its cells again until both are there.)
+    let end = browser
+        .wait(30, "the transactions topic's lag to reach 0", |b| {
+            b.attr(&row, "data-lag").filter(|lag| lag == "0")?;
+            b.text(&format!("{row} [data-field=end_offset]"))
+        })
+        .replace(',', "");
+    assert_eq!(
+        end,
+        clickhouse(&bed, "SELECT count() FROM bronze.raw_transactions")
+    );
     browser.screenshot("pipeline");
 
     // ---- the tiles follow the stream without a reload

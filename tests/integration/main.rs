@@ -12,6 +12,7 @@ mod dialect;
 mod errors;
 mod faults;
 mod generate;
+mod kafka;
 mod lifecycle;
 mod pipeline;
 mod restart;
