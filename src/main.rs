@@ -4,6 +4,7 @@
 //! turns its outcome into an exit code.
 
 mod app;
+mod catalogue;
 mod cli;
 mod clickhouse;
 mod commands;

@@ -11,6 +11,7 @@ use rand::distr::{Alphanumeric, SampleString};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::catalogue::{self, clickhouse_group, topic_name, TABLES};
 use crate::clickhouse::{ChError, ClickHouse};
 use crate::config::Config;
 use crate::connect::{ConnectClient, ConnectError};
@@ -20,16 +21,6 @@ use crate::postgres::{self, PgError};
 use crate::progress::Printer;
 use crate::service::{Service, KAFKA_INTERNAL_PORT};
 use crate::state::Credentials;
-
-/// The PostgreSQL tables Debezium captures; each has a topic and bronze/silver tables.
-pub const TABLES: [&str; 6] = [
-    "raw_accounts",
-    "raw_merchants",
-    "raw_ip_geo",
-    "raw_fx_rates",
-    "raw_transactions",
-    "findemo_canary",
-];
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -117,17 +108,6 @@ impl TopicHealth {
     }
 }
 
-/// The Kafka topic Debezium writes `table`'s changes to.
-pub fn topic_name(stack: &str, table: &str) -> String {
-    format!("{stack}.public.{table}")
-}
-
-/// The consumer group of the ClickHouse Kafka table reading `table`'s topic (the
-/// `group_prefix` of sql/clickhouse/0001_bronze.sql).
-pub fn clickhouse_group(stack: &str, table: &str) -> String {
-    format!("{stack}-clickhouse-{table}")
-}
-
 /// How long one reading of a group's lag may take.
 const LAG_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -187,15 +167,6 @@ impl Health {
 pub const POSTGRES_CHANGES: &str =
     "SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0)::bigint \
      FROM pg_stat_user_tables WHERE relname LIKE 'raw\\_%'";
-
-/// The silver view holding each captured table's current rows.
-pub const SILVER: [(&str, &str); 5] = [
-    ("raw_accounts", "silver.accounts_current"),
-    ("raw_merchants", "silver.merchants_current"),
-    ("raw_ip_geo", "silver.ip_geo_current"),
-    ("raw_fx_rates", "silver.fx_rates_current"),
-    ("raw_transactions", "silver.transactions_current"),
-];
 
 /// What `up --dry-run` would do.
 #[derive(Debug)]
@@ -257,6 +228,7 @@ impl Pipeline<'_> {
                 ("postgres_user", self.creds.postgres_user.as_str()),
                 ("topic_prefix", self.config.stack.as_str()),
                 ("slot_name", slot.as_str()),
+                ("table_include_list", catalogue::include_list().as_str()),
             ],
         )?;
         let bad = |reason: String| PipelineError::ConnectorFile {
@@ -556,7 +528,7 @@ impl Pipeline<'_> {
             None => None,
         };
         let mut tables = Vec::new();
-        for (table, silver) in SILVER {
+        for (table, silver) in catalogue::silver_views() {
             let source = match &pg {
                 Some(pg) => pg
                     .query_one(&format!("SELECT count(*) FROM {table}"), &[])
@@ -665,7 +637,7 @@ async fn write_canary(
 
 /// The bronze tables that read Kafka, one per captured table.
 fn kafka_tables() -> impl Iterator<Item = String> {
-    TABLES.iter().map(|t| format!("bronze.{t}_queue"))
+    TABLES.iter().map(|t| catalogue::kafka_table(t))
 }
 
 /// Detaches ClickHouse's Kafka tables, so their consumers leave their groups now

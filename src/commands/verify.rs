@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::app::Ctx;
+use crate::catalogue;
 use crate::cli::VerifyArgs;
 use crate::clickhouse::ClickHouse;
 use crate::commands::CommandError;
-use crate::pipeline::SILVER;
 use crate::postgres;
 use crate::retry::{Backoff, Limit};
 
@@ -132,7 +132,7 @@ pub(crate) async fn compare(
 ) -> Result<Report, CommandError> {
     let mut tables = Vec::new();
     // Reference tables by count; transactions per day below.
-    for (source, silver) in SILVER.into_iter().filter(|(t, _)| *t != "raw_transactions") {
+    for (source, silver) in catalogue::silver_views().filter(|(t, _)| *t != "raw_transactions") {
         let row = pg
             .query_one(&format!("SELECT count(*) FROM {source}"), &[])
             .await

@@ -34,14 +34,6 @@ const FIRST_RETRY_DELAY: Duration = Duration::from_millis(200);
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
 /// Reference rows per INSERT statement.
 const REFERENCE_CHUNK: usize = 20_000;
-/// The tables `findemo up` creates that the generator writes.
-const SCHEMA_TABLES: [&str; 5] = [
-    "raw_accounts",
-    "raw_merchants",
-    "raw_ip_geo",
-    "raw_fx_rates",
-    "raw_transactions",
-];
 
 /// A UUID as PostgreSQL's binary `uuid` (16 bytes), without a UUID crate.
 #[derive(Debug)]
@@ -272,7 +264,8 @@ impl Writer {
         let missing: Option<String> = client
             .query_one(
                 "SELECT string_agg(t, ', ') FROM unnest($1::text[]) AS t WHERE to_regclass(t) IS NULL",
-                &[&SCHEMA_TABLES.to_vec()],
+                // The tables `findemo up` creates that the generator writes.
+                &[&crate::catalogue::silver_views().map(|(t, _)| t).collect::<Vec<_>>()],
             )
             .await
             .map_err(q("check the schema"))?
