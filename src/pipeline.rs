@@ -393,7 +393,16 @@ impl Pipeline<'_> {
                         "clickhouse",
                         UNCONSUMED.as_secs()
                     ));
-                    reattach_kafka_tables(&ch).await?;
+                    if let Err(err) = reattach_kafka_tables(&ch).await {
+                        // ClickHouse 18.16's DETACH can hang (see `consumers`).
+                        self.printer.line(format!(
+                            "{:<11} re-attaching failed: restart ClickHouse \
+                             (`docker restart {}`), then run `findemo up` again",
+                            "clickhouse",
+                            Service::Clickhouse.container_name(&self.config.stack)
+                        ));
+                        return Err(err.into());
+                    }
                 }
             }
             if ch.exec(&query).await?.trim() != "0" {
