@@ -12,12 +12,12 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::catalogue::{self, clickhouse_group, topic_name, TABLES};
-use crate::clickhouse::{ChError, ClickHouse};
+use crate::clients::clickhouse::{ChError, ClickHouse};
+use crate::clients::connect::{ConnectClient, ConnectError};
+use crate::clients::kafka::{self, KafkaError, TopicLag};
+use crate::clients::postgres::{self, PgError};
 use crate::config::Config;
-use crate::connect::{ConnectClient, ConnectError};
-use crate::kafka::{self, KafkaError, TopicLag};
 use crate::migrate::{self, MigrateError, Migration, PipelineFiles};
-use crate::postgres::{self, PgError};
 use crate::progress::Printer;
 use crate::service::{Service, KAFKA_INTERNAL_PORT};
 use crate::state::Credentials;
@@ -368,7 +368,7 @@ impl Pipeline<'_> {
         let ch = self.clickhouse();
         let query = format!(
             "SELECT count() FROM silver.canary WHERE id = 1 AND token = '{}'",
-            crate::clickhouse::escape(&token)
+            crate::clients::clickhouse::escape(&token)
         );
         let connect = self.connect();
         let mut watch = CanaryWatch::new(self.slot_name(), lsn);

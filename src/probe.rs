@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::kafka;
+use crate::clients::{http_reason, kafka};
 
 /// Why a probe failed: not ready yet (keep waiting), or refused for good (waiting
 /// cannot help, e.g. wrong credentials).
@@ -92,16 +92,16 @@ impl WaitFor {
                     // SQLSTATE class 28: the server is up and refuses these credentials.
                     let refused = e.code().is_some_and(|c| c.code().starts_with("28"));
                     if refused {
-                        NotReady::Refused(crate::postgres::reason(&e))
+                        NotReady::Refused(crate::clients::postgres::reason(&e))
                     } else {
-                        NotReady::Yet(crate::postgres::reason(&e))
+                        NotReady::Yet(crate::clients::postgres::reason(&e))
                     }
                 })?;
                 let conn = tokio::spawn(conn);
                 let row = client
                     .query_one("SELECT current_setting('server_version')", &[])
                     .await
-                    .map_err(|e| crate::postgres::reason(&e));
+                    .map_err(|e| crate::clients::postgres::reason(&e));
                 drop(client);
                 let _ = conn.await;
                 let version: String = row.map_err(NotReady::Yet)?.get(0);
@@ -169,13 +169,13 @@ impl WaitFor {
                 {
                     return Err(NotReady::Refused(format!(
                         "the stack's user was refused: {}",
-                        crate::clickhouse::first_line(&text)
+                        crate::clients::clickhouse::first_line(&text)
                     )));
                 }
                 if !status.is_success() {
                     return Err(NotReady::Yet(format!(
                         "query answered {status}: {}",
-                        crate::clickhouse::first_line(&text)
+                        crate::clients::clickhouse::first_line(&text)
                     )));
                 }
                 Ok(format!("ClickHouse {}", text.trim()))
@@ -189,18 +189,4 @@ fn http() -> reqwest::Client {
         .timeout(ATTEMPT_TIMEOUT)
         .build()
         .unwrap_or_default()
-}
-
-/// An HTTP client error with its causes ("error sending request" alone says little),
-/// without the URL, which the caller names.
-pub fn http_reason(err: reqwest::Error) -> String {
-    use std::error::Error;
-    let err = err.without_url();
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        text = format!("{text}: {s}");
-        source = s.source();
-    }
-    text
 }

@@ -15,7 +15,7 @@ use crate::service::Service;
 /// not answer is stopped all the same.
 async fn let_consumers_leave(ctx: &Ctx) {
     let Ok(creds) = ctx.credentials() else { return };
-    let ch = crate::clickhouse::ClickHouse::new(&ctx.config, &creds);
+    let ch = crate::clients::clickhouse::ClickHouse::new(&ctx.config, &creds);
     if let Err(e) = crate::pipeline::detach_kafka_tables(&ch).await {
         tracing::debug!("detaching the Kafka tables: {e}");
     }

@@ -13,12 +13,12 @@ use std::process::ExitCode;
 
 use crate::app::Ctx;
 use crate::cli::Command;
+use crate::clients::postgres::PgError;
 use crate::config::ConfigError;
 use crate::docker::DockerError;
 use crate::generate::GenerateError;
 use crate::migrate::MigrateError;
 use crate::pipeline::PipelineError;
-use crate::postgres::PgError;
 use crate::stack::StackError;
 use crate::state::StateError;
 

@@ -12,9 +12,9 @@ use serde::{Deserialize, Serialize};
 use crate::app::Ctx;
 use crate::catalogue;
 use crate::cli::VerifyArgs;
-use crate::clickhouse::ClickHouse;
+use crate::clients::clickhouse::ClickHouse;
+use crate::clients::postgres;
 use crate::commands::CommandError;
-use crate::postgres;
 use crate::retry::{Backoff, Limit};
 
 const SOURCE_DAYS: &str = "\

@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 
-use crate::clickhouse::{ChError, ClickHouse};
+use crate::clients::clickhouse::{ChError, ClickHouse};
 use crate::commands::verify::decimal;
 
 /// Seconds of per-second detail kept: the longest live chart.

@@ -21,9 +21,9 @@ use tokio::task::JoinSet;
 
 use super::buckets::{to_f64, Buckets, CountIndex};
 use super::App;
-use crate::clickhouse::{ChError, ClickHouse};
+use crate::clients::clickhouse::{ChError, ClickHouse};
+use crate::clients::connect::ConnectClient;
 use crate::config::Config;
-use crate::connect::ConnectClient;
 use crate::pipeline::{per_sec, TopicHealth};
 use crate::service::Service;
 use crate::state::Credentials;
@@ -551,7 +551,7 @@ async fn pipeline_loop(
         if up("postgres") {
             postgres.state = "ok";
             postgres.detail = detail("postgres");
-            if let Ok(pg) = crate::postgres::connect(&config, &creds).await {
+            if let Ok(pg) = crate::clients::postgres::connect(&config, &creds).await {
                 if let Ok(row) = pg
                     .query_one(
                         "SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0)::bigint, \

@@ -26,7 +26,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use tokio::sync::watch;
 
-use crate::clickhouse::{ChError, ClickHouse};
+use crate::clients::clickhouse::{ChError, ClickHouse};
 use crate::config::Config;
 use crate::state::Credentials;
 
@@ -201,7 +201,7 @@ async fn not_found() -> ApiError {
 
 /// The same reconciliation as `findemo verify`, once (no waiting).
 async fn verify(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
-    let pg = crate::postgres::connect(&app.config, &app.creds)
+    let pg = crate::clients::postgres::connect(&app.config, &app.creds)
         .await
         .map_err(|e| ApiError {
             status: StatusCode::SERVICE_UNAVAILABLE,

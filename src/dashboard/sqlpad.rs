@@ -10,7 +10,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use super::{ApiError, App};
-use crate::clickhouse::{ChError, JsonColumn, JsonStatistics, ReadOnlyLimits};
+use crate::clients::clickhouse::{ChError, JsonColumn, JsonStatistics, ReadOnlyLimits};
 
 /// Rows shown at most; a longer result is cut and says so.
 pub const MAX_ROWS: u64 = 10_000;

@@ -56,22 +56,28 @@ pub struct ServiceSpec {
 }
 
 impl ServiceSpec {
-    /// A stable digest of everything that shapes the container.
+    /// A stable digest (64-bit FNV-1a) of everything that shapes the container.
     pub fn fingerprint(&self) -> String {
-        crate::migrate::fnv1a(&format!(
-            "{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{}|{}",
-            self.image,
-            self.env,
-            self.cmd,
-            self.ports,
-            self.volumes,
-            self.memory,
-            self.shm_size,
-            self.nofile,
-            self.files,
-            self.network,
-            self.alias
-        ))
+        use std::hash::Hasher;
+        let mut hash = fnv::FnvHasher::default();
+        hash.write(
+            format!(
+                "{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{}|{}",
+                self.image,
+                self.env,
+                self.cmd,
+                self.ports,
+                self.volumes,
+                self.memory,
+                self.shm_size,
+                self.nofile,
+                self.files,
+                self.network,
+                self.alias
+            )
+            .as_bytes(),
+        );
+        format!("{:016x}", hash.finish())
     }
 }
 

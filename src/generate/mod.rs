@@ -36,8 +36,8 @@ use tx::TxGenerator;
 use world::World;
 use writer::Writer;
 
+use crate::clients::postgres::PgError;
 use crate::config::{Config, GeneratorConfig, Rate};
-use crate::postgres::PgError;
 use crate::state::Credentials;
 
 /// Batches made ahead of the writer: enough to keep it busy, few enough to stay small.

@@ -21,8 +21,8 @@ use tokio_postgres::{Client, Statement};
 use super::batch::{Batch, COLUMNS};
 use super::world::{self, AccountRow, Currency, IpRow, MerchantRow};
 use super::{clock, stopped, GenerateError, Observer};
+use crate::clients::postgres::PgError;
 use crate::config::{Config, WriteMethod};
-use crate::postgres::PgError;
 use crate::retry::{Backoff, Limit};
 use crate::state::Credentials;
 
@@ -116,7 +116,7 @@ struct Conn {
 /// frees it. Commits stay synchronous, so a committed batch survives a server crash
 /// and the progress row never falls behind what this run was told.
 async fn connect(config: &Config, creds: &Credentials, seed: u64) -> Result<Client, GenerateError> {
-    let client = crate::postgres::connect(config, creds).await?;
+    let client = crate::clients::postgres::connect(config, creds).await?;
     let locked: bool = client
         .query_one("SELECT pg_try_advisory_lock($1)", &[&lock_key(seed)])
         .await
@@ -208,7 +208,7 @@ enum Attempt {
 fn query_error(what: &'static str, err: &tokio_postgres::Error) -> GenerateError {
     GenerateError::Query {
         what,
-        reason: crate::postgres::reason(err),
+        reason: crate::clients::postgres::reason(err),
     }
 }
 
@@ -232,7 +232,10 @@ fn is_transient(err: &tokio_postgres::Error) -> bool {
 fn attempt_error(what: &'static str) -> impl Fn(tokio_postgres::Error) -> Attempt {
     move |err| {
         if is_transient(&err) {
-            Attempt::Transient(format!("{what}: {}", crate::postgres::reason(&err)))
+            Attempt::Transient(format!(
+                "{what}: {}",
+                crate::clients::postgres::reason(&err)
+            ))
         } else {
             Attempt::Fatal(query_error(what, &err))
         }

@@ -6,7 +6,7 @@
 //! next `up` runs it again from the top.
 
 use super::{Applied, MigrateError, Migration, Records};
-use crate::clickhouse::{escape, first_line, ChError, ClickHouse};
+use crate::clients::clickhouse::{escape, first_line, ChError, ClickHouse};
 
 impl Records for ClickHouse {
     type Error = ChError;

@@ -5,7 +5,7 @@ use tokio_postgres::error::ErrorPosition;
 use tokio_postgres::Client;
 
 use super::{Applied, Migration, Records};
-use crate::postgres::{query_err, reason, PgError};
+use crate::clients::postgres::{query_err, reason, PgError};
 
 impl Records for Client {
     type Error = PgError;

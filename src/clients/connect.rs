@@ -108,7 +108,7 @@ impl ConnectClient {
                         }
                     }
                 }
-                Err(err) => last = crate::probe::http_reason(err),
+                Err(err) => last = crate::clients::http_reason(err),
             }
             let attempt = backoff.failures() + 1;
             tracing::debug!(what, attempt, %last, "Kafka Connect not ready, retrying");

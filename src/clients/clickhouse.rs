@@ -185,7 +185,7 @@ impl ClickHouse {
             .await
             .map_err(|e| ChError::Connect {
                 endpoint: self.base.clone(),
-                reason: crate::probe::http_reason(e),
+                reason: crate::clients::http_reason(e),
             })?;
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
