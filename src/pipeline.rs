@@ -3,7 +3,9 @@
 //! then ClickHouse's bronze/silver/gold (whose Kafka tables subscribe to those topics),
 //! then the Debezium connector, and last a canary change that must reach silver, after
 //! which every ClickHouse consumer group is checked for a consumer left standing.
-//! Also the pipeline's health for `status`: states, counts, topics and their lag.
+//! [`Pipeline`] sets it up from the SQL and connector files; [`Deployed`] needs no
+//! files: the pipeline's health for `status` (states, counts, topics and their lag)
+//! and its removal for `reset`.
 
 use std::time::{Duration, Instant};
 
@@ -193,13 +195,158 @@ pub fn slot_name(stack: &str) -> String {
     format!("{}_cdc", stack.replace('-', "_"))
 }
 
-impl Pipeline<'_> {
+/// The pipeline as it runs on a stack: what `status` reads and `reset` removes. Needs
+/// no files, so a broken `pipeline.files` folder hides nothing.
+pub struct Deployed<'a> {
+    pub config: &'a Config,
+    pub creds: &'a Credentials,
+}
+
+impl Deployed<'_> {
     pub fn connector_name(&self) -> String {
         connector_name(&self.config.stack)
     }
 
     pub fn slot_name(&self) -> String {
         slot_name(&self.config.stack)
+    }
+
+    fn clickhouse(&self) -> ClickHouse {
+        ClickHouse::new(self.config, self.creds)
+    }
+
+    fn connect(&self) -> ConnectClient {
+        ConnectClient::new(self.config.service(Service::Connect).port)
+    }
+
+    /// The connector's state, slot lag, row counts per layer and freshness. Nothing
+    /// here fails: what cannot be asked is reported as unknown.
+    pub async fn health(&self) -> Health {
+        let name = self.connector_name();
+        let (state, tasks) = match self.connect().status(&name).await {
+            Ok(Some(status)) => (
+                status.connector.state,
+                status.tasks.into_iter().map(|t| t.state).collect(),
+            ),
+            Ok(None) => ("not registered".to_string(), Vec::new()),
+            Err(err) => (format!("unknown ({err})"), Vec::new()),
+        };
+        let pg = postgres::connect(self.config, self.creds).await.ok();
+        let ch = self.clickhouse();
+        let slot_lag_bytes = match &pg {
+            Some(pg) => pg
+                .query_opt(
+                    "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint \
+                     FROM pg_replication_slots WHERE slot_name = $1",
+                    &[&self.slot_name()],
+                )
+                .await
+                .ok()
+                .flatten()
+                .and_then(|row| row.get::<_, Option<i64>>(0)),
+            None => None,
+        };
+        let mut tables = Vec::new();
+        for (table, silver) in catalogue::silver_views() {
+            let source = match &pg {
+                Some(pg) => pg
+                    .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+                    .await
+                    .ok()
+                    .map(|row| row.get::<_, i64>(0)),
+                None => None,
+            };
+            let count = |sql: String| {
+                let ch = &ch;
+                async move { ch.exec(&sql).await.ok()?.trim().parse::<u64>().ok() }
+            };
+            tables.push(TableCounts {
+                table,
+                source,
+                bronze: count(format!("SELECT count() FROM bronze.{table}")).await,
+                silver: count(format!("SELECT count() FROM {silver}")).await,
+            });
+        }
+        let postgres_changes = match &pg {
+            Some(pg) => pg
+                .query_one(POSTGRES_CHANGES, &[])
+                .await
+                .ok()
+                .map(|row| row.get::<_, i64>(0)),
+            None => None,
+        };
+        let topics = consumer_lags(self.config).await;
+        let freshness_secs = ch
+            .exec(
+                "SELECT if(count() = 0, '', toString(toUnixTimestamp(now()) * 1000 - max(source_ts_ms))) \
+                 FROM silver.transactions",
+            )
+            .await
+            .ok()
+            .and_then(|text| text.trim().parse::<f64>().ok())
+            .map(|ms| (ms / 1000.0).max(0.0));
+        Health {
+            connector: name,
+            state,
+            tasks,
+            slot_lag_bytes,
+            tables,
+            freshness_secs,
+            postgres_changes,
+            topics,
+        }
+    }
+
+    /// Deletes the connector, then its replication slot (a stale slot keeps old
+    /// offsets and WAL). Each step is skipped when its service is not there.
+    pub async fn remove(&self) -> Result<(), PipelineError> {
+        self.connect().delete(&self.connector_name()).await?;
+        let pg = postgres::connect(self.config, self.creds).await?;
+        let slot = self.slot_name();
+        // The slot is in use (55006) until the connector's task has let go of it.
+        let mut attempts = 0;
+        loop {
+            let result = pg
+                .execute(
+                    "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots \
+                     WHERE slot_name = $1",
+                    &[&slot],
+                )
+                .await;
+            match result {
+                Ok(_) => break,
+                Err(e) if e.code().is_some_and(|c| c.code() == "55006") && attempts < 50 => {
+                    attempts += 1;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => {
+                    return Err(
+                        postgres::query_err(format!("drop replication slot {slot}"))(e).into(),
+                    )
+                }
+            }
+        }
+        pg.batch_execute("DROP PUBLICATION IF EXISTS findemo_cdc")
+            .await
+            .map_err(postgres::query_err("drop publication"))?;
+        Ok(())
+    }
+}
+
+impl Pipeline<'_> {
+    fn deployed(&self) -> Deployed<'_> {
+        Deployed {
+            config: self.config,
+            creds: self.creds,
+        }
+    }
+
+    pub fn connector_name(&self) -> String {
+        self.deployed().connector_name()
+    }
+
+    pub fn slot_name(&self) -> String {
+        self.deployed().slot_name()
     }
 
     pub fn topics(&self) -> Vec<String> {
@@ -210,11 +357,11 @@ impl Pipeline<'_> {
     }
 
     fn clickhouse(&self) -> ClickHouse {
-        ClickHouse::new(self.config, self.creds)
+        self.deployed().clickhouse()
     }
 
     fn connect(&self) -> ConnectClient {
-        ConnectClient::new(self.config.service(Service::Connect).port)
+        self.deployed().connect()
     }
 
     /// The connector configuration: the file with the stack's values filled in.
@@ -507,119 +654,6 @@ impl Pipeline<'_> {
             task.message("waiting for lagging consumer groups to commit");
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
-    }
-
-    /// The connector's state, slot lag, row counts per layer and freshness. Nothing
-    /// here fails: what cannot be asked is reported as unknown.
-    pub async fn health(&self) -> Health {
-        let name = self.connector_name();
-        let (state, tasks) = match self.connect().status(&name).await {
-            Ok(Some(status)) => (
-                status.connector.state,
-                status.tasks.into_iter().map(|t| t.state).collect(),
-            ),
-            Ok(None) => ("not registered".to_string(), Vec::new()),
-            Err(err) => (format!("unknown ({err})"), Vec::new()),
-        };
-        let pg = postgres::connect(self.config, self.creds).await.ok();
-        let ch = self.clickhouse();
-        let slot_lag_bytes = match &pg {
-            Some(pg) => pg
-                .query_opt(
-                    "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint \
-                     FROM pg_replication_slots WHERE slot_name = $1",
-                    &[&self.slot_name()],
-                )
-                .await
-                .ok()
-                .flatten()
-                .and_then(|row| row.get::<_, Option<i64>>(0)),
-            None => None,
-        };
-        let mut tables = Vec::new();
-        for (table, silver) in catalogue::silver_views() {
-            let source = match &pg {
-                Some(pg) => pg
-                    .query_one(&format!("SELECT count(*) FROM {table}"), &[])
-                    .await
-                    .ok()
-                    .map(|row| row.get::<_, i64>(0)),
-                None => None,
-            };
-            let count = |sql: String| {
-                let ch = &ch;
-                async move { ch.exec(&sql).await.ok()?.trim().parse::<u64>().ok() }
-            };
-            tables.push(TableCounts {
-                table,
-                source,
-                bronze: count(format!("SELECT count() FROM bronze.{table}")).await,
-                silver: count(format!("SELECT count() FROM {silver}")).await,
-            });
-        }
-        let postgres_changes = match &pg {
-            Some(pg) => pg
-                .query_one(POSTGRES_CHANGES, &[])
-                .await
-                .ok()
-                .map(|row| row.get::<_, i64>(0)),
-            None => None,
-        };
-        let topics = consumer_lags(self.config).await;
-        let freshness_secs = ch
-            .exec(
-                "SELECT if(count() = 0, '', toString(toUnixTimestamp(now()) * 1000 - max(source_ts_ms))) \
-                 FROM silver.transactions",
-            )
-            .await
-            .ok()
-            .and_then(|text| text.trim().parse::<f64>().ok())
-            .map(|ms| (ms / 1000.0).max(0.0));
-        Health {
-            connector: name,
-            state,
-            tasks,
-            slot_lag_bytes,
-            tables,
-            freshness_secs,
-            postgres_changes,
-            topics,
-        }
-    }
-
-    /// Deletes the connector, then its replication slot (a stale slot keeps old
-    /// offsets and WAL). Each step is skipped when its service is not there.
-    pub async fn remove(&self) -> Result<(), PipelineError> {
-        self.connect().delete(&self.connector_name()).await?;
-        let pg = postgres::connect(self.config, self.creds).await?;
-        let slot = self.slot_name();
-        // The slot is in use (55006) until the connector's task has let go of it.
-        let mut attempts = 0;
-        loop {
-            let result = pg
-                .execute(
-                    "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots \
-                     WHERE slot_name = $1",
-                    &[&slot],
-                )
-                .await;
-            match result {
-                Ok(_) => break,
-                Err(e) if e.code().is_some_and(|c| c.code() == "55006") && attempts < 50 => {
-                    attempts += 1;
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-                Err(e) => {
-                    return Err(
-                        postgres::query_err(format!("drop replication slot {slot}"))(e).into(),
-                    )
-                }
-            }
-        }
-        pg.batch_execute("DROP PUBLICATION IF EXISTS findemo_cdc")
-            .await
-            .map_err(postgres::query_err("drop publication"))?;
-        Ok(())
     }
 }
 

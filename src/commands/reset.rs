@@ -8,8 +8,7 @@ use crate::app::Ctx;
 use crate::cli::ResetArgs;
 use crate::commands::CommandError;
 use crate::docker::Engine;
-use crate::migrate::PipelineFiles;
-use crate::pipeline::Pipeline;
+use crate::pipeline::Deployed;
 use crate::service::Service;
 use crate::state;
 
@@ -74,14 +73,9 @@ async fn remove_pipeline(ctx: &Ctx, engine: &Engine) {
             return;
         }
     }
-    let files = ctx
-        .pipeline_files()
-        .unwrap_or_else(|_| PipelineFiles::builtin());
-    let pipeline = Pipeline {
+    let pipeline = Deployed {
         config: &ctx.config,
         creds: &creds,
-        files: &files,
-        printer: &ctx.printer,
     };
     let task = ctx
         .printer

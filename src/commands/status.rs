@@ -13,8 +13,7 @@ use crate::app::Ctx;
 use crate::cli::StatusArgs;
 use crate::commands::CommandError;
 use crate::docker::Engine;
-use crate::migrate::PipelineFiles;
-use crate::pipeline::{per_sec, total, Health, Pipeline};
+use crate::pipeline::{per_sec, total, Deployed, Health};
 use crate::service::Service;
 use crate::state;
 
@@ -206,19 +205,7 @@ async fn gather(ctx: &Ctx, engine: &Engine) -> Result<Report, CommandError> {
     let services = futures_util::future::try_join_all(reports).await?;
     let all_ready = services.iter().all(|s| s.ready);
     let pipeline = match (&creds, all_ready) {
-        (Some(creds), true) => {
-            // Health reads no files; a broken pipeline.files folder must not hide it.
-            let files = ctx
-                .pipeline_files()
-                .unwrap_or_else(|_| PipelineFiles::builtin());
-            let pipeline = Pipeline {
-                config,
-                creds,
-                files: &files,
-                printer: &ctx.printer,
-            };
-            Some(pipeline.health().await)
-        }
+        (Some(creds), true) => Some(Deployed { config, creds }.health().await),
         _ => None,
     };
     Ok(Report {
