@@ -57,11 +57,6 @@ pub fn clickhouse_group(stack: &str, table: &str) -> String {
     format!("{stack}-clickhouse-{table}")
 }
 
-/// The bronze table that reads `table`'s topic.
-pub fn kafka_table(table: &str) -> String {
-    format!("bronze.{table}_queue")
-}
-
 /// The connector's `table.include.list`.
 pub fn include_list() -> String {
     TABLES.map(|t| format!("public.{t}")).join(",")
@@ -70,6 +65,11 @@ pub fn include_list() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The bronze table that reads `table`'s topic.
+    fn kafka_table(table: &str) -> String {
+        format!("bronze.{table}_queue")
+    }
 
     /// The words of `sql` that name a table, lower-case, without comments.
     fn words(sql: &str) -> Vec<String> {

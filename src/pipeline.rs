@@ -22,6 +22,7 @@ use crate::config::Config;
 use crate::migrate::{self, MigrateError, Migration, PipelineFiles};
 use crate::progress::Printer;
 use crate::service::{Service, KAFKA_INTERNAL_PORT};
+use crate::stack::{Stack, StackError};
 use crate::state::Credentials;
 
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +39,8 @@ pub enum PipelineError {
     ConnectorFile { path: String, reason: String },
     #[error(transparent)]
     Kafka(#[from] KafkaError),
+    #[error(transparent)]
+    Stack(#[from] Box<StackError>),
     #[error(
         "the canary change did not reach ClickHouse's silver layer within {}s.\n\
          The connector runs, so look at `findemo logs connect` and `findemo logs clickhouse`.",
@@ -183,6 +186,8 @@ pub struct Pipeline<'a> {
     pub creds: &'a Credentials,
     pub files: &'a PipelineFiles,
     pub printer: &'a Printer,
+    /// The containers, when findemo runs them: what lets it restart ClickHouse.
+    pub stack: Option<&'a Stack<'a>>,
 }
 
 /// The stack's Debezium connector.
@@ -500,7 +505,8 @@ impl Pipeline<'_> {
     /// Writes a fresh token to the canary row and waits until silver shows it.
     /// Returns the end-to-end time. Two known stalls are undone on the way: a
     /// connector task that stopped while Connect calls it RUNNING (restarted), and
-    /// ClickHouse consumers that got no partitions back after a restart (re-attached).
+    /// ClickHouse consumers that got no partitions back after a restart (ClickHouse
+    /// restarted, see [`Pipeline::restart_clickhouse`]).
     pub async fn canary(&self, timeout: Duration) -> Result<Duration, PipelineError> {
         let token = Alphanumeric.sample_string(&mut rand::rng(), 16);
         let task = self
@@ -533,23 +539,11 @@ impl Pipeline<'_> {
                     connect.restart(&self.connector_name()).await?;
                 }
                 Stall::ClickHouse => {
-                    self.printer.line(format!(
-                        "{:<11} the change left Debezium {}s ago but is not in bronze: \
-                         re-attaching ClickHouse's Kafka tables (they resume at their \
-                         committed offsets)",
-                        "clickhouse",
+                    self.restart_clickhouse(&format!(
+                        "the change left Debezium {}s ago but is not in bronze",
                         UNCONSUMED.as_secs()
-                    ));
-                    if let Err(err) = reattach_kafka_tables(&ch).await {
-                        // ClickHouse 18.16's DETACH can hang (see `consumers`).
-                        self.printer.line(format!(
-                            "{:<11} re-attaching failed: restart ClickHouse \
-                             (`docker restart {}`), then run `findemo up` again",
-                            "clickhouse",
-                            Service::Clickhouse.container_name(&self.config.stack)
-                        ));
-                        return Err(err.into());
-                    }
+                    ))
+                    .await?;
                 }
             }
             if ch.exec(&query).await?.trim() != "0" {
@@ -571,7 +565,7 @@ impl Pipeline<'_> {
     /// After the canary: checks that every ClickHouse consumer group consumes. A group
     /// with a lag whose committed offset has not moved for [`UNCONSUMED`] is stuck
     /// (tansu can leave a consumer with no partition, README "Known limits of the
-    /// test bed"): the Kafka tables are re-attached then, up to [`REATTACHES`] times.
+    /// test bed"): ClickHouse is restarted then, up to [`CLICKHOUSE_RESTARTS`] times.
     /// Returns at once when nothing lags, and as soon as every lagging group is seen
     /// moving (ClickHouse 18.16 commits after a block or its 7.5 s flush), so it
     /// never waits for a backlog to drain.
@@ -579,9 +573,8 @@ impl Pipeline<'_> {
         let task = self
             .printer
             .task("consumers", "reading ClickHouse's consumer groups");
-        let ch = self.clickhouse();
         let mut watches: Vec<GroupWatch> = Vec::new();
-        let mut reattaches = 0;
+        let mut restarts = 0;
         loop {
             let lags = consumer_lags(self.config).await;
             if let Some(failed) = lags.iter().find(|t| t.error.is_some()) {
@@ -618,42 +611,48 @@ impl Pipeline<'_> {
                 return Ok(Consumers::Behind(behind));
             }
             if states.contains(&GroupState::Stuck) {
-                if reattaches >= REATTACHES {
+                if restarts >= CLICKHOUSE_RESTARTS || self.stack.is_none() {
                     let behind = behind();
                     task.failed(&describe_behind(&behind, "not consuming"));
                     return Ok(Consumers::Stuck(behind));
                 }
-                reattaches += 1;
+                restarts += 1;
                 let stuck: Vec<&str> = lags
                     .iter()
                     .zip(&states)
                     .filter(|(_, s)| **s == GroupState::Stuck)
                     .map(|(t, _)| t.table)
                     .collect();
-                self.printer.line(format!(
-                    "{:<11} ClickHouse's consumer of {} has not committed for {}s with \
-                     events left: re-attaching ClickHouse's Kafka tables (they resume \
-                     at their committed offsets)",
-                    "clickhouse",
+                task.message("restarting ClickHouse");
+                self.restart_clickhouse(&format!(
+                    "its consumer of {} has not committed for {}s with events left",
                     stuck.join(", "),
                     UNCONSUMED.as_secs()
-                ));
-                // Seen on ClickHouse 18.16 with librdkafka 2.16: a DETACH while its
-                // consumer is in a bad state aborts an assertion in librdkafka and
-                // never returns. Say so rather than fail `up`, whose canary arrived.
-                if let Err(err) = reattach_kafka_tables(&ch).await {
-                    let behind = behind();
-                    task.failed(&format!(
-                        "re-attaching failed ({err}); {}",
-                        describe_behind(&behind, "not consuming")
-                    ));
-                    return Ok(Consumers::Stuck(behind));
-                }
+                ))
+                .await?;
                 watches.clear();
             }
             task.message("waiting for lagging consumer groups to commit");
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
+    }
+
+    /// Restarts ClickHouse, whose consumers are not consuming (`why`). The restart
+    /// outwaits the broker's expiry of the old consumers, so every Kafka table joins
+    /// its group afresh and resumes at its committed offset: a re-attach of the tables
+    /// is no cure on ClickHouse 18.16, whose DETACH can hang inside librdkafka. On
+    /// services findemo does not run, nothing is tried.
+    async fn restart_clickhouse(&self, why: &str) -> Result<(), PipelineError> {
+        let Some(stack) = self.stack else {
+            return Ok(());
+        };
+        self.printer.line(format!(
+            "{:<11} {why}: restarting ClickHouse (its consumers resume at their \
+             committed offsets)",
+            "clickhouse"
+        ));
+        stack.restart(Service::Clickhouse).await.map_err(Box::new)?;
+        Ok(())
     }
 }
 
@@ -678,45 +677,18 @@ async fn write_canary(
     Ok(lsn)
 }
 
-/// The bronze tables that read Kafka, one per captured table.
-fn kafka_tables() -> impl Iterator<Item = String> {
-    TABLES.iter().map(|t| catalogue::kafka_table(t))
-}
-
-/// Detaches ClickHouse's Kafka tables, so their consumers leave their groups now
-/// rather than when the broker times them out. They come back when ClickHouse
-/// starts (a DETACH without PERMANENT keeps the table's definition).
-pub async fn detach_kafka_tables(ch: &ClickHouse) -> Result<(), ChError> {
-    for table in kafka_tables() {
-        ch.exec(&format!("DETACH TABLE IF EXISTS {table}")).await?;
-    }
-    Ok(())
-}
-
-/// Detaches and attaches ClickHouse's Kafka tables: their consumers join their
-/// groups afresh and resume at the committed offsets.
-async fn reattach_kafka_tables(ch: &ClickHouse) -> Result<(), ChError> {
-    detach_kafka_tables(ch).await?;
-    for table in kafka_tables() {
-        ch.exec(&format!("ATTACH TABLE {table}")).await?;
-    }
-    Ok(())
-}
-
 /// How long the canary waits while the replication slot stands still short of the
 /// canary before the connector's task is restarted (again after as long, up to
 /// [`RESTARTS`] times).
 const STALL: Duration = Duration::from_secs(30);
 const RESTARTS: u32 = 3;
 
-/// How long silver may miss a change Debezium has confirmed before ClickHouse's
-/// Kafka tables are re-attached (up to [`REATTACHES`] times). Longer than the
-/// consumers' session timeout (10 s, set in ClickHouse's `<kafka>` config): by then
-/// the broker has expired the members of a ClickHouse that stopped without leaving,
-/// which still held the partitions. (tansu, the test bed's broker, does not hand them
-/// on by itself; a fresh join gets them.)
+/// How long silver may miss a change Debezium has confirmed, or a consumer group
+/// with events left may keep its committed offset, before ClickHouse is restarted
+/// (up to [`CLICKHOUSE_RESTARTS`] times). ClickHouse 18.16 commits after each block
+/// or its 7.5 s flush, so a consuming group moves well within it.
 const UNCONSUMED: Duration = Duration::from_secs(25);
-const REATTACHES: u32 = 2;
+const CLICKHOUSE_RESTARTS: u32 = 2;
 
 /// What the canary's wait should undo.
 #[derive(Debug, PartialEq)]
@@ -737,7 +709,7 @@ struct CanaryWatch {
     since: Instant,
     confirmed_at: Option<Instant>,
     restarts: u32,
-    reattaches: u32,
+    clickhouse_restarts: u32,
 }
 
 impl CanaryWatch {
@@ -749,7 +721,7 @@ impl CanaryWatch {
             since: Instant::now(),
             confirmed_at: None,
             restarts: 0,
-            reattaches: 0,
+            clickhouse_restarts: 0,
         }
     }
 
@@ -770,8 +742,8 @@ impl CanaryWatch {
             .unwrap_or(false);
         if confirmed {
             let at = *self.confirmed_at.get_or_insert_with(Instant::now);
-            if self.reattaches < REATTACHES && at.elapsed() >= UNCONSUMED {
-                self.reattaches += 1;
+            if self.clickhouse_restarts < CLICKHOUSE_RESTARTS && at.elapsed() >= UNCONSUMED {
+                self.clickhouse_restarts += 1;
                 self.confirmed_at = Some(Instant::now());
                 return Stall::ClickHouse;
             }
@@ -797,7 +769,7 @@ pub enum Consumers {
     CaughtUp,
     /// These groups (table, events left) lag but consume.
     Behind(Vec<(&'static str, i64)>),
-    /// These groups lag and stayed still after every re-attach.
+    /// These groups lag and stayed still after every restart of ClickHouse.
     Stuck(Vec<(&'static str, i64)>),
     /// The lag could not be read.
     Unknown(String),

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::time::Duration;
 
 use crate::config::Config;
 use crate::docker::{Labels, ServiceSpec};
@@ -18,10 +19,20 @@ pub const KAFKA_INTERNAL_PORT: u16 = 29092;
 pub const KAFKA_CONTROLLER_PORT: u16 = 29093;
 /// The database the pipeline lives in.
 pub const POSTGRES_DB: &str = "financial";
+/// How long the broker waits for a ClickHouse Kafka consumer that stopped without
+/// leaving its group before expiring it (librdkafka's default is 45 s).
+pub const CLICKHOUSE_CONSUMER_SESSION: Duration = Duration::from_secs(10);
+
 /// ClickHouse server settings findemo adds (valid on 18.16 and current releases):
-/// new consumer groups start at the topic's beginning; a consumer that stopped
-/// without leaving its group is expired after 10 s instead of librdkafka's 45 s.
-const CLICKHOUSE_KAFKA_XML: &str = "<yandex>\n  <kafka>\n    <auto_offset_reset>smallest</auto_offset_reset>\n    <session_timeout_ms>10000</session_timeout_ms>\n  </kafka>\n</yandex>\n";
+/// new consumer groups start at the topic's beginning, and the consumers' session
+/// timeout is [`CLICKHOUSE_CONSUMER_SESSION`].
+fn clickhouse_kafka_xml() -> String {
+    format!(
+        "<yandex>\n  <kafka>\n    <auto_offset_reset>smallest</auto_offset_reset>\n    \
+         <session_timeout_ms>{}</session_timeout_ms>\n  </kafka>\n</yandex>\n",
+        CLICKHOUSE_CONSUMER_SESSION.as_millis()
+    )
+}
 /// The Debezium connector class Kafka Connect must offer.
 pub const DEBEZIUM_POSTGRES_CLASS: &str = "io.debezium.connector.postgresql.PostgresConnector";
 
@@ -216,7 +227,7 @@ impl Service {
                 // snapshot Debezium writes before ClickHouse subscribes is not skipped.
                 files.push((
                     "/etc/clickhouse-server/config.d/findemo-kafka.xml".to_string(),
-                    CLICKHOUSE_KAFKA_XML.to_string(),
+                    clickhouse_kafka_xml(),
                 ));
                 container_port = 8123;
             }

@@ -92,6 +92,7 @@ pub async fn run(args: UpArgs, ctx: &Ctx) -> Result<ExitCode, CommandError> {
         creds: &creds,
         files: &files,
         printer,
+        stack: Some(&stack),
     };
     let pipeline_changed = pipeline.apply().await?;
     let canary = pipeline.canary(config.canary_timeout).await?;
@@ -166,6 +167,7 @@ async fn dry_run(
                 creds: &creds,
                 files,
                 printer: &ctx.printer,
+                stack: None,
             };
             let plan = pipeline.plan().await?;
             (plan.postgres, plan.clickhouse, plan.connector)

@@ -7,6 +7,7 @@
 mod spec;
 
 use std::collections::HashMap;
+use std::time::SystemTime;
 
 use bollard::errors::Error as BollardError;
 use bollard::models::{
@@ -20,6 +21,7 @@ use bollard::query_parameters::{
 };
 use bollard::Docker;
 use futures_util::{Stream, StreamExt, TryStreamExt};
+use time::format_description::well_known::Rfc3339;
 
 pub use spec::{Labels, ServiceSpec, FINGERPRINT_LABEL, STACK_LABEL};
 
@@ -67,6 +69,13 @@ fn is_not_found(err: &BollardError) -> bool {
     )
 }
 
+/// A time as the engine writes it (RFC 3339). Its zero time (`0001-01-01T00:00:00Z`,
+/// a container that never stopped) is before the epoch, so `None` as well.
+fn parse_time(text: &str) -> Option<SystemTime> {
+    let at = time::OffsetDateTime::parse(text, &Rfc3339).ok()?;
+    (at.year() >= 1970).then(|| at.into())
+}
+
 /// What findemo needs to know about an existing container.
 #[derive(Debug, Clone)]
 pub struct ContainerStatus {
@@ -74,6 +83,9 @@ pub struct ContainerStatus {
     /// Docker's word for the state: running, exited, created...
     pub state: String,
     pub exit_code: Option<i64>,
+    /// When it last stopped, on the engine's clock (`None`: never stopped, or the
+    /// engine did not say).
+    pub finished_at: Option<SystemTime>,
     pub fingerprint: Option<String>,
 }
 
@@ -231,6 +243,7 @@ impl Engine {
             running: state.running.unwrap_or(false),
             state: status.to_string(),
             exit_code: state.exit_code,
+            finished_at: state.finished_at.as_deref().and_then(parse_time),
             fingerprint: info
                 .config
                 .and_then(|c| c.labels)
@@ -491,5 +504,17 @@ mod tests {
             ("localhost:5000/img", "latest")
         );
         assert_eq!(split_image("pg@sha256:ab12"), ("pg@sha256:ab12", ""));
+    }
+
+    #[test]
+    fn stop_times_as_the_engine_writes_them() {
+        let at = parse_time("2026-11-28T06:30:01.123456789Z").expect("a time");
+        let secs = at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .expect("after 1970");
+        assert_eq!(secs.as_secs(), 1_795_847_401);
+        assert_eq!(secs.subsec_nanos(), 123_456_789);
+        assert_eq!(parse_time("0001-01-01T00:00:00Z"), None, "never stopped");
+        assert_eq!(parse_time("yesterday"), None);
     }
 }

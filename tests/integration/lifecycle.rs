@@ -1,4 +1,5 @@
-//! The whole life of a stack: up, up again, status, down, up (data kept), reset.
+//! The whole life of a stack: up, up again, status, down, up (data kept, the
+//! pipeline carrying on where it stopped), reset.
 
 use crate::harness::{postgres, rt, Bed};
 
@@ -58,6 +59,9 @@ fn up_status_down_up_reset() {
         assert_eq!(wal, "logical");
     });
 
+    // Changes in flight when the stack stops, and after it comes back, all arrive.
+    bed.run(&["generate", "--count", "2000", "--rate", "max", "-q"])
+        .success();
     bed.run(&["down"]).success().stdout_has("data kept");
     let down = bed.run(&["status", "--json"]).failure();
     assert_eq!(down.json()["healthy"], false);
@@ -71,7 +75,14 @@ fn up_status_down_up_reset() {
             .collect();
         panic!("up after down failed\n{again}\n{}", logs.join("\n"));
     }
-    again.stdout_has("is up");
+    let again = again.stdout_has("is up");
+    bed.run(&["generate", "--count", "4000", "--rate", "max", "-q"])
+        .success();
+    let verify = bed.run(&["verify", "--timeout", "120"]);
+    if verify.code != Some(0) {
+        let status = bed.run(&["status"]);
+        panic!("nothing may be lost across down and up\n{again}\n{verify}\n{status}");
+    }
     rt().block_on(async {
         let pg = postgres(&bed).await;
         let v: String = pg
