@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use crate::clients::{http_reason, kafka};
+use crate::clients::clickhouse::{ChError, ClickHouse};
+use crate::clients::{http_reason, kafka, postgres};
 
 /// Why a probe failed: not ready yet (keep waiting), or refused for good (waiting
 /// cannot help, e.g. wrong credentials).
@@ -38,7 +39,6 @@ pub enum WaitFor {
         port: u16,
         user: String,
         password: String,
-        dbname: String,
     },
     /// The Kafka broker answers a metadata request.
     KafkaMetadata { port: u16 },
@@ -79,32 +79,22 @@ impl WaitFor {
                 port,
                 user,
                 password,
-                dbname,
             } => {
-                let mut pg = tokio_postgres::Config::new();
-                pg.host("127.0.0.1")
-                    .port(*port)
-                    .user(user)
-                    .password(password)
-                    .dbname(dbname)
-                    .connect_timeout(ATTEMPT_TIMEOUT);
-                let (client, conn) = pg.connect(tokio_postgres::NoTls).await.map_err(|e| {
-                    // SQLSTATE class 28: the server is up and refuses these credentials.
-                    let refused = e.code().is_some_and(|c| c.code().starts_with("28"));
-                    if refused {
-                        NotReady::Refused(crate::clients::postgres::reason(&e))
-                    } else {
-                        NotReady::Yet(crate::clients::postgres::reason(&e))
-                    }
-                })?;
-                let conn = tokio::spawn(conn);
+                let client = postgres::open(*port, user, password, ATTEMPT_TIMEOUT)
+                    .await
+                    .map_err(|e| {
+                        // SQLSTATE class 28: the server is up and refuses these credentials.
+                        let refused = e.code().is_some_and(|c| c.code().starts_with("28"));
+                        match refused {
+                            true => NotReady::Refused(postgres::reason(&e)),
+                            false => NotReady::Yet(postgres::reason(&e)),
+                        }
+                    })?;
                 let row = client
                     .query_one("SELECT current_setting('server_version')", &[])
                     .await
-                    .map_err(|e| crate::clients::postgres::reason(&e));
-                drop(client);
-                let _ = conn.await;
-                let version: String = row.map_err(NotReady::Yet)?.get(0);
+                    .map_err(|e| NotReady::Yet(postgres::reason(&e)))?;
+                let version: String = row.get(0);
                 Ok(format!("PostgreSQL {version}"))
             }
             WaitFor::KafkaMetadata { port } => {
@@ -141,44 +131,15 @@ impl WaitFor {
                 user,
                 password,
             } => {
-                let base = format!("http://127.0.0.1:{port}");
-                let ping = http()
-                    .get(format!("{base}/ping"))
-                    .send()
-                    .await
-                    .map_err(|e| format!("GET /ping: {}", http_reason(e)))?
-                    .text()
-                    .await
-                    .unwrap_or_default();
-                if ping.trim() != "Ok." {
-                    return Err(NotReady::Yet(format!("/ping answered {:?}", ping.trim())));
-                }
-                let response = http()
-                    .post(format!("{base}/"))
-                    .header("X-ClickHouse-User", user)
-                    .header("X-ClickHouse-Key", password)
-                    .body("SELECT version()")
-                    .send()
-                    .await
-                    .map_err(|e| format!("query: {}", http_reason(e)))?;
-                let status = response.status();
-                let text = response.text().await.unwrap_or_default();
-                if status == reqwest::StatusCode::UNAUTHORIZED
-                    || status == reqwest::StatusCode::FORBIDDEN
-                    || text.contains("Authentication failed")
-                {
-                    return Err(NotReady::Refused(format!(
-                        "the stack's user was refused: {}",
-                        crate::clients::clickhouse::first_line(&text)
-                    )));
-                }
-                if !status.is_success() {
-                    return Err(NotReady::Yet(format!(
-                        "query answered {status}: {}",
-                        crate::clients::clickhouse::first_line(&text)
-                    )));
-                }
-                Ok(format!("ClickHouse {}", text.trim()))
+                let ch = ClickHouse::at(*port, user, password, ATTEMPT_TIMEOUT);
+                let not_ready = |e: ChError| match e {
+                    ChError::Refused { .. } => NotReady::Refused(e.to_string()),
+                    ChError::Connect { reason, .. } => NotReady::Yet(reason),
+                    other => NotReady::Yet(other.to_string()),
+                };
+                ch.ping().await.map_err(not_ready)?;
+                let version = ch.exec("SELECT version()").await.map_err(not_ready)?;
+                Ok(format!("ClickHouse {}", version.trim()))
             }
         }
     }

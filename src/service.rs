@@ -261,7 +261,6 @@ impl Service {
                 port,
                 user: creds.postgres_user.clone(),
                 password: creds.postgres_password.clone(),
-                dbname: POSTGRES_DB.to_string(),
             },
             Service::Kafka => WaitFor::KafkaMetadata { port },
             Service::Connect => WaitFor::ConnectPlugin {

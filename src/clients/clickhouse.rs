@@ -21,6 +21,8 @@ pub enum ChError {
     Connect { endpoint: String, reason: String },
     #[error("ClickHouse: {what}: {message}")]
     Query { what: String, message: String },
+    #[error("ClickHouse refused the stack's user: {message}")]
+    Refused { message: String },
     #[error(
         "{path}:{line}: ClickHouse refused statement {number} ({statement}): {message}\n\
              {path} is not recorded as applied; statements before it are re-runnable and stay."
@@ -78,25 +80,54 @@ pub struct JsonStatistics {
 
 impl ClickHouse {
     pub fn new(config: &Config, creds: &Credentials) -> ClickHouse {
-        let base = format!(
-            "http://127.0.0.1:{}/",
-            config.service(Service::Clickhouse).port
-        );
+        ClickHouse::at(
+            config.service(Service::Clickhouse).port,
+            &creds.clickhouse_user,
+            &creds.clickhouse_password,
+            Duration::from_secs(60),
+        )
+    }
+
+    /// ClickHouse's HTTP interface on `port`, as `user`; a request gives up after
+    /// `timeout`.
+    pub fn at(port: u16, user: &str, password: &str, timeout: Duration) -> ClickHouse {
+        let base = format!("http://127.0.0.1:{port}/");
         ClickHouse {
             http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(60))
+                .timeout(timeout)
                 .build()
                 .unwrap_or_default(),
             typed: clickhouse::Client::default()
                 .with_url(base.trim_end_matches('/'))
-                .with_user(&creds.clickhouse_user)
-                .with_password(&creds.clickhouse_password)
+                .with_user(user)
+                .with_password(password)
                 .with_validation(false)
                 // What the dashboard reads shows in system.query_log (bench/dashboard.sh).
                 .with_setting("log_queries", "1"),
             base,
-            user: creds.clickhouse_user.clone(),
-            password: creds.clickhouse_password.clone(),
+            user: user.to_string(),
+            password: password.to_string(),
+        }
+    }
+
+    /// Whether the server answers `/ping` (no user needed): `Ok` when it does.
+    pub async fn ping(&self) -> Result<(), ChError> {
+        let connect = |reason| ChError::Connect {
+            endpoint: self.base.clone(),
+            reason,
+        };
+        let answer = self
+            .http
+            .get(format!("{}ping", self.base))
+            .send()
+            .await
+            .map_err(|e| connect(crate::clients::http_reason(e)))?
+            .text()
+            .await
+            .unwrap_or_default();
+        match answer.trim() {
+            "Ok." => Ok(()),
+            other => Err(connect(format!("/ping answered {other:?}"))),
         }
     }
 
@@ -191,6 +222,13 @@ impl ClickHouse {
         let text = response.text().await.unwrap_or_default();
         if status.is_success() {
             Ok(text)
+        } else if status == reqwest::StatusCode::UNAUTHORIZED
+            || status == reqwest::StatusCode::FORBIDDEN
+            || text.contains("Authentication failed")
+        {
+            Err(ChError::Refused {
+                message: first_line(&text).to_string(),
+            })
         } else {
             Err(ChError::Query {
                 what: what.to_string(),

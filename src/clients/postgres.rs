@@ -2,6 +2,8 @@
 //! type every caller shares (the migrator applies `sql/postgres/`, see
 //! [`crate::migrate::postgres`]).
 
+use std::time::Duration;
+
 use tokio_postgres::{Client, NoTls};
 
 use crate::config::Config;
@@ -31,18 +33,37 @@ pub enum PgError {
 /// Connects to the stack's database; the connection runs on its own task.
 pub async fn connect(config: &Config, creds: &Credentials) -> Result<Client, PgError> {
     let port = config.service(Service::Postgres).port;
+    open(
+        port,
+        &creds.postgres_user,
+        &creds.postgres_password,
+        Duration::from_secs(5),
+    )
+    .await
+    .map_err(|e| PgError::Connect {
+        endpoint: format!("127.0.0.1:{port}"),
+        reason: reason(&e),
+    })
+}
+
+/// Connects to the pipeline's database on `port` as `user`, giving up after
+/// `timeout`; the connection runs on its own task. The raw error, so that a caller
+/// can tell refused credentials (SQLSTATE class 28) from a server not up yet.
+pub async fn open(
+    port: u16,
+    user: &str,
+    password: &str,
+    timeout: Duration,
+) -> Result<Client, tokio_postgres::Error> {
     let mut pg = tokio_postgres::Config::new();
     pg.host("127.0.0.1")
         .port(port)
-        .user(&creds.postgres_user)
-        .password(&creds.postgres_password)
+        .user(user)
+        .password(password)
         .dbname(POSTGRES_DB)
         .application_name("findemo")
-        .connect_timeout(std::time::Duration::from_secs(5));
-    let (client, connection) = pg.connect(NoTls).await.map_err(|e| PgError::Connect {
-        endpoint: format!("127.0.0.1:{port}"),
-        reason: reason(&e),
-    })?;
+        .connect_timeout(timeout);
+    let (client, connection) = pg.connect(NoTls).await?;
     tokio::spawn(async move {
         if let Err(err) = connection.await {
             tracing::debug!(%err, "PostgreSQL connection ended");

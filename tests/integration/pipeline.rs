@@ -127,7 +127,7 @@ fn changes_reach_silver_and_gold_exactly() {
     let files = bed.dir.path().join("pipeline");
     copy_pipeline_files(&files);
     std::fs::write(
-        files.join("sql/clickhouse/0006_broken.sql"),
+        files.join("sql/clickhouse/0999_broken.sql"),
         "-- a file with a typo\nCREATE VIEW IF NOT EXISTS gold.broken AS SELEC 1;\n",
     )
     .unwrap();
@@ -141,7 +141,7 @@ fn changes_reach_silver_and_gold_exactly() {
     std::fs::write(bed.config_path(), config).unwrap();
     let applied = clickhouse(&bed, "SELECT count() FROM findemo_meta.migrations");
     let broken = bed.run(&["up"]).failure();
-    assert!(broken.stderr.contains("0006_broken.sql:2:"), "{broken}");
+    assert!(broken.stderr.contains("0999_broken.sql:2:"), "{broken}");
     assert!(
         broken
             .stderr
@@ -154,7 +154,7 @@ fn changes_reach_silver_and_gold_exactly() {
         applied,
         "the broken file was recorded as applied"
     );
-    std::fs::remove_file(files.join("sql/clickhouse/0006_broken.sql")).unwrap();
+    std::fs::remove_file(files.join("sql/clickhouse/0999_broken.sql")).unwrap();
 
     // An applied file that changed is reported, not skipped and not re-run.
     let gold = files.join("sql/clickhouse/0003_gold.sql");
