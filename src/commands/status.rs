@@ -21,6 +21,8 @@ use crate::state;
 struct Report {
     stack: String,
     healthy: bool,
+    /// The first stage, in the data's direction, that stops it: none when healthy.
+    broken: Option<Broken>,
     docker_host: String,
     credentials_file: Option<String>,
     services: Vec<ServiceReport>,
@@ -95,6 +97,63 @@ impl Counters {
         };
         per_sec(end(self), end(before), secs)
     }
+}
+
+/// Where the data stops, and what to do about it.
+#[derive(Debug, Serialize, PartialEq)]
+struct Broken {
+    /// postgres, connect, connector, kafka or clickhouse.
+    stage: &'static str,
+    reason: String,
+    hint: &'static str,
+}
+
+/// The first broken stage from PostgreSQL to ClickHouse: a service that is not ready
+/// (the pipeline is not read then), the connector or its task not running, a topic
+/// the broker cannot describe.
+fn first_broken(services: &[ServiceReport], pipeline: Option<&Health>) -> Option<Broken> {
+    let service = |name: &str| services.iter().find(|s| s.name == name);
+    let down = |name: &'static str| {
+        service(name).filter(|s| !s.ready).map(|s| Broken {
+            stage: name,
+            reason: format!("{} ({})", s.detail, s.state),
+            hint: "`findemo up` starts it; `findemo logs SERVICE` shows why it stopped",
+        })
+    };
+    let connector = || {
+        let health = pipeline?;
+        if health.running() {
+            return None;
+        }
+        let tasks = match health.tasks.is_empty() {
+            true => "no task".to_string(),
+            false => format!("tasks {}", health.tasks.join(", ")),
+        };
+        Some(Broken {
+            stage: "connector",
+            reason: format!("{} is {} ({tasks})", health.connector, health.state),
+            hint:
+                "`findemo up` registers it or restarts its task; `findemo logs connect` shows why",
+        })
+    };
+    let topics = || {
+        let topic = pipeline?.topics.iter().find(|t| t.error.is_some())?;
+        Some(Broken {
+            stage: "kafka",
+            reason: format!(
+                "{}: {}",
+                topic.topic,
+                topic.error.clone().unwrap_or_default()
+            ),
+            hint: "`findemo up` creates missing topics; `findemo logs kafka` shows the broker",
+        })
+    };
+    down("postgres")
+        .or_else(|| down("connect"))
+        .or_else(connector)
+        .or_else(|| down("kafka"))
+        .or_else(topics)
+        .or_else(|| down("clickhouse"))
 }
 
 #[derive(Debug, Serialize)]
@@ -208,14 +267,13 @@ async fn gather(ctx: &Ctx, engine: &Engine) -> Result<Report, CommandError> {
         (Some(creds), true) => Some(Deployed { config, creds }.health().await),
         _ => None,
     };
+    let broken = first_broken(&services, pipeline.as_ref());
     Ok(Report {
         stack: config.stack.clone(),
         // A topic the broker cannot describe (lost, or the broker not answering) is
         // as unhealthy as a stopped connector.
-        healthy: all_ready
-            && pipeline
-                .as_ref()
-                .is_some_and(|p| p.running() && p.topics.iter().all(|t| t.error.is_none())),
+        healthy: broken.is_none() && pipeline.is_some(),
+        broken,
         docker_host: engine.host().to_string(),
         credentials_file: creds
             .is_some()
@@ -249,6 +307,9 @@ fn print_table(report: &Report) {
             s.endpoint,
             s.detail
         );
+    }
+    if let Some(b) = &report.broken {
+        println!("Broken: {}: {}\n  {}", b.stage, b.reason, b.hint);
     }
     if let Some(p) = &report.pipeline {
         let tasks = if p.tasks.is_empty() {
@@ -349,5 +410,78 @@ mod tests {
         assert_eq!(rates.silver_rows_per_sec, None);
         assert_eq!(now.topic_rate("s.public.t", &before, 2.0), Some(100.0));
         assert_eq!(now.topic_rate("s.public.other", &before, 2.0), None);
+    }
+
+    fn service(name: &'static str, ready: bool) -> ServiceReport {
+        ServiceReport {
+            name,
+            container: format!("s-{name}"),
+            image: "img".into(),
+            state: if ready { "running" } else { "exited" }.into(),
+            ready,
+            endpoint: "127.0.0.1:1".into(),
+            detail: if ready { "ok" } else { "not running" }.into(),
+        }
+    }
+
+    fn health(state: &str, tasks: &[&str], topic_error: Option<&str>) -> Health {
+        let mut topic = crate::pipeline::TopicHealth {
+            table: "raw_transactions",
+            topic: "s.public.raw_transactions".into(),
+            group: "s-clickhouse-raw_transactions".into(),
+            end_offset: Some(10),
+            committed_offset: Some(10),
+            lag_events: Some(0),
+            events_per_sec: None,
+            error: None,
+        };
+        topic.error = topic_error.map(str::to_string);
+        Health {
+            connector: "s-postgres-source".into(),
+            state: state.into(),
+            tasks: tasks.iter().map(|t| t.to_string()).collect(),
+            slot_lag_bytes: Some(0),
+            tables: vec![],
+            freshness_secs: None,
+            postgres_changes: None,
+            topics: vec![topic],
+        }
+    }
+
+    #[test]
+    fn the_first_broken_stage_in_the_data_direction_is_named() {
+        let all = |down: &[&str]| -> Vec<ServiceReport> {
+            ["postgres", "kafka", "clickhouse", "connect"]
+                .into_iter()
+                .map(|n| service(n, !down.contains(&n)))
+                .collect()
+        };
+        let ok = health("RUNNING", &["RUNNING"], None);
+        assert_eq!(first_broken(&all(&[]), Some(&ok)), None);
+
+        let stage = |services: &[ServiceReport], h: Option<&Health>| {
+            first_broken(services, h).map(|b| b.stage)
+        };
+        assert_eq!(
+            stage(&all(&["clickhouse", "postgres"]), None),
+            Some("postgres")
+        );
+        assert_eq!(stage(&all(&["clickhouse", "kafka"]), None), Some("kafka"));
+        assert_eq!(stage(&all(&["clickhouse"]), None), Some("clickhouse"));
+
+        let missing = health("not registered", &[], None);
+        let broken = first_broken(&all(&[]), Some(&missing)).expect("broken");
+        assert_eq!(broken.stage, "connector");
+        assert!(
+            broken.reason.contains("not registered (no task)"),
+            "{broken:?}"
+        );
+        let failed = health("RUNNING", &["FAILED"], None);
+        assert_eq!(stage(&all(&[]), Some(&failed)), Some("connector"));
+
+        let lost = health("RUNNING", &["RUNNING"], Some("unknown topic"));
+        let broken = first_broken(&all(&[]), Some(&lost)).expect("broken");
+        assert_eq!(broken.stage, "kafka");
+        assert!(broken.reason.contains("unknown topic"), "{broken:?}");
     }
 }

@@ -22,7 +22,8 @@ fn wait_for_rows(bed: &Bed, rows: i64) {
 }
 
 /// `generate` at 2,000/s; a few seconds in, one service is stopped: `status` must
-/// say the stack is not healthy and name that service, which then starts again.
+/// say the stack is not healthy and name that service as the broken stage; it then
+/// starts again.
 /// Then `up` as a user would (findemo's answer when a stage was left stuck), `verify`
 /// green and silver exactly the source's transactions.
 fn restart_mid_stream(service: &str) {
@@ -43,6 +44,7 @@ fn restart_mid_stream(service: &str) {
         .unwrap_or_else(|| panic!("no {service} in status\n{status}"));
     assert_eq!(stopped["ready"], false, "{status}");
     assert_eq!(stopped["detail"], "not running", "{status}");
+    assert_eq!(report["broken"]["stage"], service, "{status}");
     docker_cli(&["start", &container]);
 
     // The generator may give up while PostgreSQL is away; run again, it finishes
@@ -144,11 +146,9 @@ fn generator_killed_up_rerun_and_connector_deleted_mid_stream() {
     let deleted = deleted.expect("DELETE the connector");
     assert!(deleted.status().is_success(), "{deleted:?}");
     let status = bed.run(&["status", "--json"]).failure();
-    assert_eq!(
-        status.json()["pipeline"]["state"],
-        "not registered",
-        "{status}"
-    );
+    let report = status.json();
+    assert_eq!(report["pipeline"]["state"], "not registered", "{status}");
+    assert_eq!(report["broken"]["stage"], "connector", "{status}");
 
     let again = bed.run(&["up"]).success();
     assert!(!again.stdout.contains("nothing to do"), "{again}");
