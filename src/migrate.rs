@@ -57,7 +57,7 @@ impl PipelineFiles {
                 "sql/clickhouse/0003_gold.sql",
                 "sql/clickhouse/0004_dashboard.sql",
                 "sql/clickhouse/0005_by_account.sql",
-                "sql/clickhouse/0006_silver_views_in_bronze.sql",
+                "sql/clickhouse/0006_views_beside_kafka.sql",
             ],
             connector: builtin!["connectors/postgres-source.json"].remove(0),
         }
