@@ -121,7 +121,8 @@ pub struct ThroughputArgs {
     /// Added to the rate at each step
     #[arg(long, default_value_t = 2500, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub step: u32,
-    /// How long each step lasts (at least 10s: each half must hold a ClickHouse flush)
+    /// How long each step lasts (at least 20s: each half must hold one of ClickHouse's
+    /// 7.5 s Kafka flushes)
     #[arg(long, default_value = "30s", value_name = "TIME", value_parser = parse_step_duration)]
     pub step_duration: Duration,
     /// The last step's rate at most
@@ -138,11 +139,13 @@ pub struct ThroughputArgs {
     pub json: bool,
 }
 
-/// A step of `bench throughput`: at least 10 s (see [`ThroughputArgs::step_duration`]).
+/// A step of `bench throughput`: at least 20 s (see [`ThroughputArgs::step_duration`]).
 fn parse_step_duration(text: &str) -> Result<Duration, String> {
     let duration = parse_duration(text)?;
-    if duration < Duration::from_secs(10) {
-        return Err(format!("{text:?}: a step lasts at least 10s"));
+    if duration < Duration::from_secs(20) {
+        return Err(format!(
+            "{text:?}: a step lasts at least 20s, so that each half holds a ClickHouse flush"
+        ));
     }
     Ok(duration)
 }
@@ -387,7 +390,7 @@ mod tests {
         for bad in [
             &["freshness", "--rate", "0"][..],
             &["freshness", "--max-p95", "0"],
-            &["throughput", "--step-duration", "5s"],
+            &["throughput", "--step-duration", "15s"],
             &["throughput", "--min-rate", "-1"],
         ] {
             let mut argv = vec!["findemo", "bench"];

@@ -12,7 +12,8 @@
 //! the step's second half exceeds its smallest value in the first half by no more than
 //! [`SLACK`] of input at the step's rate. Minima, not single readings, because
 //! ClickHouse's Kafka engine commits and inserts in blocks (a block's rows or its
-//! 7.5 s flush), so a healthy backlog is a saw tooth; each half lasts at least 5 s.
+//! 7.5 s flush), so a healthy backlog is a saw tooth; each half lasts at least 10 s
+//! (`--step-duration` >= 20 s), so it holds a flush.
 //! A stage that cannot keep up grows its backlog by (rate - capacity) x half a step.
 
 use std::time::{Duration, Instant};
