@@ -121,8 +121,8 @@ pub struct ThroughputArgs {
     /// Added to the rate at each step
     #[arg(long, default_value_t = 2500, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub step: u32,
-    /// How long each step lasts (at least 20s: each half must hold one of ClickHouse's
-    /// 7.5 s Kafka flushes)
+    /// How long each step lasts (at least 30s: ClickHouse inserts whole blocks, and
+    /// each half of a step must be long enough to show a backlog drain)
     #[arg(long, default_value = "30s", value_name = "TIME", value_parser = parse_step_duration)]
     pub step_duration: Duration,
     /// The last step's rate at most
@@ -139,12 +139,12 @@ pub struct ThroughputArgs {
     pub json: bool,
 }
 
-/// A step of `bench throughput`: at least 20 s (see [`ThroughputArgs::step_duration`]).
+/// A step of `bench throughput`: at least 30 s (see [`ThroughputArgs::step_duration`]).
 fn parse_step_duration(text: &str) -> Result<Duration, String> {
     let duration = parse_duration(text)?;
-    if duration < Duration::from_secs(20) {
+    if duration < Duration::from_secs(30) {
         return Err(format!(
-            "{text:?}: a step lasts at least 20s, so that each half holds a ClickHouse flush"
+            "{text:?}: a step lasts at least 30s, so that each half shows ClickHouse inserting"
         ));
     }
     Ok(duration)
@@ -390,7 +390,7 @@ mod tests {
         for bad in [
             &["freshness", "--rate", "0"][..],
             &["freshness", "--max-p95", "0"],
-            &["throughput", "--step-duration", "15s"],
+            &["throughput", "--step-duration", "25s"],
             &["throughput", "--min-rate", "-1"],
         ] {
             let mut argv = vec!["findemo", "bench"];
