@@ -15,11 +15,10 @@
 //! Minima, not single readings, because ClickHouse's Kafka engine inserts and commits
 //! whole blocks: on the test bed (ClickHouse 18.16) 8,192 rows at a time, or what it
 //! has when the topic goes quiet. So a healthy backlog is a saw tooth, one block high,
-//! with an insert every 8,192 / rate seconds: each half of a step (`--step-duration`
-//! >= 30 s) holds one from about 550 tx/s up, and below that the block's slack covers
-//! the climb. A stage that cannot keep up grows its backlog by (rate - capacity) x
-//! half a step; a shortfall smaller than that slack is not told apart.
-//! A stage that cannot keep up grows its backlog by (rate - capacity) x half a step.
+//! with an insert every 8,192 / rate seconds: each half of a step (at least 15 s)
+//! holds one from about 550 tx/s up, and below that the block's slack covers the
+//! climb. A stage that cannot keep up grows its backlog by (rate - capacity) times
+//! half a step; a shortfall smaller than the slack is not told apart.
 
 use std::time::{Duration, Instant};
 
