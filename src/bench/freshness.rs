@@ -1,23 +1,27 @@
 //! `bench freshness`: how long a committed change takes to become visible in silver
 //! while the generator writes at a given rate.
 //!
-//! Every 500 ms a probe (a fresh token in the canary row, `findemo_canary`) is
-//! committed; t0 is read on findemo's monotonic clock just after PostgreSQL
-//! acknowledges the COMMIT. Every 10 ms findemo asks ClickHouse whether
-//! `silver.canary` holds an outstanding token and Kafka for the canary topic's end
-//! offset; the first answer that shows the probe is its t1. So every figure is a
-//! difference of two readings of one clock, and two stages can be told apart: commit
-//! -> in Kafka (Debezium and Connect's producer) and Kafka -> visible in silver
-//! (ClickHouse's Kafka engine). Nothing finer can be told honestly; see [`NOT_MEASURED`].
+//! Every 500 ms a probe is committed: one PostgreSQL transaction that gives one old,
+//! settled transaction a no-op UPDATE (`SET status = status`: same values, a new
+//! version in silver, nothing changes in gold) and the canary row (`findemo_canary`) a
+//! fresh token. t0 is read on findemo's monotonic clock just after PostgreSQL
+//! acknowledges the COMMIT. Every 10 ms findemo asks ClickHouse for that row's newest
+//! version in `silver.transactions` (its primary key; a version is the change's WAL
+//! position) and Kafka for the canary topic's end offset; the first answer that shows
+//! the probe is its t1. Every figure is so a difference of two readings of one clock,
+//! and two stages can be told apart: commit -> in Kafka (Debezium and Connect's
+//! producer, read on the canary topic, whose event Debezium sends with the probe's
+//! other change) and Kafka -> visible in silver (ClickHouse's Kafka engine). The probe
+//! rides the transactions topic, as the generated load does: a probe timed on the
+//! canary's own quiet topic would measure how ClickHouse batches a trickle instead.
+//! Nothing finer can be told honestly; see [`NOT_MEASURED`].
 
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 
-use super::{
-    generator_plan, probe_token, write_probe, BenchError, BenchObserver, Summary, TopicEnd,
-};
+use super::{generator_plan, probe_token, BenchError, BenchObserver, Summary, TopicEnd};
 use crate::clients::clickhouse::ClickHouse;
 use crate::clients::postgres;
 use crate::config::Config;
@@ -29,8 +33,10 @@ use crate::state::Credentials;
 pub const PROBE_EVERY: Duration = Duration::from_millis(500);
 /// Time between polls of silver and of the topic.
 pub const POLL_EVERY: Duration = Duration::from_millis(10);
-/// How long the first probe, before any load, may take to reach silver.
+/// How long the first probe may take to reach silver.
 const WARM_UP: Duration = Duration::from_secs(120);
+/// How long the generator may take to write a settled transaction to probe.
+const FIRST_ROW: Duration = Duration::from_secs(60);
 /// How long probes still outstanding after the run are waited for.
 const DRAIN: Duration = Duration::from_secs(60);
 /// How long polling may fail in a row before the run gives up.
@@ -71,10 +77,18 @@ pub struct FreshnessReport {
 pub const CLOCK: &str = "findemo's monotonic clock: t0 just after PostgreSQL acknowledges \
      the probe's COMMIT, t1 when a poll shows the probe";
 
+/// Probe rows are old transactions: the generator settles and deletes only recent ones.
+const PROBE_ROW: &str = "SELECT transaction_id::text FROM raw_transactions \
+     WHERE status <> 'pending' ORDER BY \"timestamp\" LIMIT 1";
+
 /// One probe's readings of findemo's clock.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Probe {
-    pub token: String,
+    /// The transaction it updated.
+    pub row: String,
+    /// The WAL position just before its changes: silver shows the probe once that
+    /// row's newest version is at least this.
+    pub lsn: i64,
     /// Committed (COMMIT acknowledged).
     pub committed: Instant,
     /// The topic's end offset that shows this probe's event.
@@ -83,15 +97,14 @@ pub struct Probe {
     pub in_silver: Option<Instant>,
 }
 
-/// Marks probes seen in silver at `at`. The canary topic has one key and so one
-/// partition's order, and ClickHouse consumes it in order: a probe committed before a
-/// probe seen is in silver too (it may already have been replaced there by the newer
-/// token, as silver.canary keeps one row per id).
-pub fn mark_silver(probes: &mut [Probe], seen: &[String], at: Instant) {
-    let newest = probes.iter().rposition(|p| seen.contains(&p.token));
-    if let Some(newest) = newest {
-        for probe in &mut probes[..=newest] {
-            probe.in_silver.get_or_insert(at);
+/// Marks probes seen in silver at `at`, given each probed row's newest version
+/// there. A row's changes travel in order (one key, one partition), so a version at
+/// or past a probe's WAL position shows the probe (or a later change of the row).
+pub fn mark_silver(probes: &mut [Probe], versions: &[(String, i64)], at: Instant) {
+    for probe in probes.iter_mut().filter(|p| p.in_silver.is_none()) {
+        let newest = versions.iter().find(|(row, _)| *row == probe.row);
+        if newest.is_some_and(|(_, version)| *version >= probe.lsn) {
+            probe.in_silver = Some(at);
         }
     }
 }
@@ -127,7 +140,7 @@ pub fn summarise(probes: &[Probe]) -> [Option<Summary>; 3] {
     ]
 }
 
-/// Generates at `rate` for `duration` while probing; see the module's comment.
+/// Generates at `rate` while probing for `duration`; see the module's comment.
 pub async fn run(
     config: &Config,
     creds: &Credentials,
@@ -137,44 +150,28 @@ pub async fn run(
     seed: Option<u64>,
 ) -> Result<FreshnessReport, BenchError> {
     let task = printer.task("bench", "connecting, writing reference data");
-    let plan = generator_plan(config, f64::from(rate), duration, seed)?;
+    let mut plan = generator_plan(config, f64::from(rate), duration, seed)?;
+    // The generator runs until the last probe is seen (or given up): every probe is
+    // measured under load.
+    plan.duration = None;
     let session = Session::open(config, creds, plan).await?;
     let pg = postgres::connect(config, creds).await?;
     let ch = ClickHouse::new(config, creds);
     let topic = TopicEnd::open(config, "findemo_canary").await?;
 
-    // A probe before any load: the pipeline flows, and every earlier canary change is
-    // in the topic, so the end offset read next counts only this run's probes.
-    task.message("a first probe, before any load");
-    let first = probe_token();
-    write_probe(&pg, &first).await?;
-    let started = Instant::now();
-    loop {
-        if !silver_has(&ch, std::slice::from_ref(&first))
-            .await?
-            .is_empty()
-        {
-            break;
-        }
-        if started.elapsed() >= WARM_UP {
-            return Err(BenchError::NoFlow(WARM_UP));
-        }
-        tokio::time::sleep(POLL_EVERY).await;
-    }
-    let base = topic.end().await?;
-
     let stats = Stats::default();
     let observer = BenchObserver(printer);
-    // The generator never stops early here: its --duration ends it.
-    let (_keep, never) = watch::channel(false);
-    let (tx, rx) = mpsc::unbounded_channel();
+    let (stop, stopped) = watch::channel(false);
     let generating = async {
-        let outcome = session.run(&stats, &observer, never).await?;
+        let outcome = session.run(&stats, &observer, stopped).await?;
         Ok::<_, BenchError>(outcome)
     };
-    let probing = write_probes(pg, duration, base, tx);
-    let watching = watch_probes(&ch, &topic, rx, &stats, &task);
-    let (outcome, (), probes) = tokio::try_join!(generating, probing, watching)?;
+    let measuring = async {
+        let probes = measure(pg, &ch, &topic, duration, &stats, &task).await;
+        let _ = stop.send(true);
+        probes
+    };
+    let (outcome, probes) = tokio::try_join!(generating, measuring)?;
 
     let secs = outcome.elapsed.as_secs_f64();
     let achieved = if secs > 0.0 {
@@ -205,9 +202,121 @@ pub async fn run(
     })
 }
 
+/// While the generator runs: finds a row to probe, sends a first probe through (the
+/// pipeline flows, and every earlier canary change is in the topic, so its end offset
+/// counts this run's probes from here), then probes for `duration`.
+async fn measure(
+    mut pg: tokio_postgres::Client,
+    ch: &ClickHouse,
+    topic: &TopicEnd,
+    duration: Duration,
+    stats: &Stats,
+    task: &crate::progress::Task,
+) -> Result<Vec<Probe>, BenchError> {
+    task.message("waiting for a settled transaction to probe");
+    let started = Instant::now();
+    let row = loop {
+        if let Some(row) = probe_row(&pg).await? {
+            break row;
+        }
+        if started.elapsed() >= FIRST_ROW {
+            return Err(BenchError::NoProbeRow(FIRST_ROW));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    task.message("a first probe");
+    let (row, lsn) = write_probe(&mut pg, &row).await?;
+    let started = Instant::now();
+    loop {
+        let versions = silver_versions(ch, std::slice::from_ref(&row)).await?;
+        if versions.iter().any(|(_, v)| *v >= lsn) {
+            break;
+        }
+        if started.elapsed() >= WARM_UP {
+            return Err(BenchError::NoFlow(WARM_UP));
+        }
+        tokio::time::sleep(POLL_EVERY).await;
+    }
+    let base = topic.end().await?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    let probing = write_probes(pg, row, duration, base, tx);
+    let watching = watch_probes(ch, topic, rx, stats, task);
+    let ((), probes) = tokio::try_join!(probing, watching)?;
+    Ok(probes)
+}
+
+/// The oldest settled transaction, if any.
+async fn probe_row(pg: &tokio_postgres::Client) -> Result<Option<String>, BenchError> {
+    let row = pg
+        .query_opt(PROBE_ROW, &[])
+        .await
+        .map_err(pg_err("find a transaction to probe"))?;
+    Ok(row.map(|r| r.get(0)))
+}
+
+fn pg_err(what: &'static str) -> impl Fn(tokio_postgres::Error) -> BenchError {
+    move |e| BenchError::Query {
+        what,
+        reason: postgres::reason(&e),
+    }
+}
+
+/// Commits one probe (see the module's comment) and returns the row it updated (`row`,
+/// or another when the generator has deleted that one) and the WAL position just
+/// before its changes.
+async fn write_probe(
+    pg: &mut tokio_postgres::Client,
+    row: &str,
+) -> Result<(String, i64), BenchError> {
+    let mut row = row.to_string();
+    for _ in 0..3 {
+        let tx = pg
+            .transaction()
+            .await
+            .map_err(pg_err("begin a probe transaction"))?;
+        let lsn: i64 = tx
+            .query_one(
+                "SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint",
+                &[],
+            )
+            .await
+            .map_err(pg_err("read the WAL position"))?
+            .get(0);
+        let updated = tx
+            .execute(
+                "UPDATE raw_transactions SET status = status WHERE transaction_id = $1::text::uuid",
+                &[&row],
+            )
+            .await
+            .map_err(pg_err("update the probed transaction"))?;
+        if updated == 0 {
+            // Deleted meanwhile: take the oldest settled transaction now.
+            drop(tx);
+            row = probe_row(pg)
+                .await?
+                .ok_or(BenchError::NoProbeRow(Duration::ZERO))?;
+            continue;
+        }
+        tx.execute(
+            "INSERT INTO findemo_canary (id, token) VALUES (1, $1) \
+             ON CONFLICT (id) DO UPDATE SET token = EXCLUDED.token",
+            &[&probe_token()],
+        )
+        .await
+        .map_err(pg_err("write the canary row"))?;
+        tx.commit().await.map_err(pg_err("commit a probe"))?;
+        return Ok((row, lsn));
+    }
+    Err(BenchError::Query {
+        what: "find a transaction to probe",
+        reason: "each one found was deleted before it could be updated".into(),
+    })
+}
+
 /// Commits a probe every [`PROBE_EVERY`] for `duration` and hands each to the watcher.
 async fn write_probes(
-    pg: tokio_postgres::Client,
+    mut pg: tokio_postgres::Client,
+    mut row: String,
     duration: Duration,
     base: i64,
     tx: mpsc::UnboundedSender<Probe>,
@@ -221,12 +330,13 @@ async fn write_probes(
         if Instant::now() >= end {
             return Ok(());
         }
-        let token = probe_token();
-        write_probe(&pg, &token).await?;
+        let (probed, lsn) = write_probe(&mut pg, &row).await?;
         let committed = Instant::now();
+        row = probed;
         sent += 1;
         let probe = Probe {
-            token,
+            row: row.clone(),
+            lsn,
             committed,
             kafka_end: base + sent,
             in_kafka: None,
@@ -266,11 +376,12 @@ async fn watch_probes(
             },
             _ = poll.tick() => {
                 let kafka_wanted = probes.iter().any(|p| p.in_kafka.is_none());
-                let silver_wanted: Vec<String> = probes
+                let mut silver_wanted: Vec<String> = probes
                     .iter()
                     .filter(|p| p.in_silver.is_none())
-                    .map(|p| p.token.clone())
+                    .map(|p| p.row.clone())
                     .collect();
+                silver_wanted.dedup();
                 if !kafka_wanted && silver_wanted.is_empty() {
                     if !writing {
                         return Ok(probes);
@@ -287,7 +398,7 @@ async fn watch_probes(
                     if silver_wanted.is_empty() {
                         return None;
                     }
-                    Some((silver_has(ch, &silver_wanted).await, Instant::now()))
+                    Some((silver_versions(ch, &silver_wanted).await, Instant::now()))
                 };
                 let (kafka, silver) = tokio::join!(kafka, silver);
                 let mut failure = None;
@@ -347,20 +458,26 @@ fn progress_line(probes: &[Probe], stats: &Stats, elapsed: Duration, writing: bo
     )
 }
 
-/// Which of `tokens` silver.canary holds.
-async fn silver_has(ch: &ClickHouse, tokens: &[String]) -> Result<Vec<String>, BenchError> {
-    // Tokens are findemo's own (letters and digits), safe to quote as they are.
-    let list: Vec<String> = tokens.iter().map(|t| format!("'{t}'")).collect();
+/// The newest version in silver of each of `rows` that silver has.
+async fn silver_versions(
+    ch: &ClickHouse,
+    rows: &[String],
+) -> Result<Vec<(String, i64)>, BenchError> {
+    // Rows are UUIDs PostgreSQL printed: safe to quote as they are.
+    let list: Vec<String> = rows.iter().map(|r| format!("toUUID('{r}')")).collect();
     let text = ch
         .exec(&format!(
-            "SELECT token FROM silver.canary WHERE id = 1 AND token IN ({})",
+            "SELECT toString(transaction_id), max(version) FROM silver.transactions \
+             WHERE transaction_id IN ({}) GROUP BY transaction_id",
             list.join(",")
         ))
         .await?;
     Ok(text
         .lines()
-        .map(|l| l.trim().to_string())
-        .filter(|l| !l.is_empty())
+        .filter_map(|line| {
+            let (row, version) = line.split_once('\t')?;
+            Some((row.to_string(), version.trim().parse::<i64>().ok()?))
+        })
         .collect())
 }
 
@@ -368,38 +485,41 @@ async fn silver_has(ch: &ClickHouse, tokens: &[String]) -> Result<Vec<String>, B
 mod tests {
     use super::*;
 
-    fn probe(token: &str, t0: Instant, committed_ms: u64, kafka_end: i64) -> Probe {
+    fn probe(row: &str, t0: Instant, committed_ms: u64, lsn: i64) -> Probe {
         Probe {
-            token: token.into(),
+            row: row.into(),
+            lsn,
             committed: t0 + Duration::from_millis(committed_ms),
-            kafka_end,
+            kafka_end: lsn,
             in_kafka: None,
             in_silver: None,
         }
     }
 
     #[test]
-    fn a_newer_probe_seen_in_silver_shows_the_older_ones_arrived() {
+    fn a_row_version_at_or_past_a_probe_shows_it() {
         let t0 = Instant::now();
         let mut probes = vec![
-            probe("a", t0, 0, 11),
-            probe("b", t0, 500, 12),
-            probe("c", t0, 1000, 13),
+            probe("r1", t0, 0, 11),
+            probe("r1", t0, 500, 12),
+            probe("r1", t0, 1000, 13),
         ];
         let at = t0 + Duration::from_millis(1200);
-        mark_silver(&mut probes, &["b".to_string()], at);
+        mark_silver(&mut probes, &[("r1".to_string(), 12)], at);
         assert_eq!(probes[0].in_silver, Some(at));
         assert_eq!(probes[1].in_silver, Some(at));
         assert_eq!(probes[2].in_silver, None);
         // A later sighting does not move an earlier t1.
         let later = at + Duration::from_millis(300);
-        mark_silver(&mut probes, &["a".to_string(), "c".to_string()], later);
+        mark_silver(&mut probes, &[("r1".to_string(), 20)], later);
         assert_eq!(probes[0].in_silver, Some(at));
         assert_eq!(probes[2].in_silver, Some(later));
-        // Nothing seen: nothing marked.
-        let mut fresh = vec![probe("x", t0, 0, 1)];
-        mark_silver(&mut fresh, &[], later);
-        assert_eq!(fresh[0].in_silver, None);
+        // Another row's versions say nothing of this one.
+        let mut other = vec![probe("r2", t0, 0, 5)];
+        mark_silver(&mut other, &[("r1".to_string(), 99)], later);
+        assert_eq!(other[0].in_silver, None);
+        mark_silver(&mut other, &[], later);
+        assert_eq!(other[0].in_silver, None);
     }
 
     #[test]

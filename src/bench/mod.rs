@@ -5,8 +5,8 @@
 //!   timed on findemo's monotonic clock (one clock: no server's clock is compared).
 //! - `throughput`: the rate stepped up until a stage's backlog stops being bounded.
 //!
-//! This file holds what both share: the error type, the probe write, a reader of a
-//! topic's end offset, and the pure figures (percentiles).
+//! This file holds what both share: the error type, the generator's plan, a reader of
+//! a topic's end offset, and the pure figures (percentiles).
 
 pub mod freshness;
 pub mod throughput;
@@ -47,11 +47,16 @@ pub enum BenchError {
         reason: String,
     },
     #[error(
-        "a probe change did not reach ClickHouse's silver layer within {}s, before any \
-         load: the pipeline does not flow. `findemo status` shows where it stops.",
+        "the first probe change did not reach ClickHouse's silver layer within {}s: the \
+         pipeline does not flow. `findemo status` shows where it stops.",
         .0.as_secs()
     )]
     NoFlow(Duration),
+    #[error(
+        "no settled transaction to probe appeared in PostgreSQL within {}s of generating",
+        .0.as_secs()
+    )]
+    NoProbeRow(Duration),
     #[error("{what} failed for {}s in a row; last error: {last}", .secs)]
     Polling {
         what: &'static str,
@@ -80,22 +85,6 @@ pub fn generator_plan(
         count: None,
         duration: Some(duration),
         start_us: None,
-    })
-}
-
-/// Commits `token` to the canary row (its own transaction): the probe change. Returns
-/// once PostgreSQL has acknowledged the COMMIT.
-pub async fn write_probe(pg: &tokio_postgres::Client, token: &str) -> Result<(), BenchError> {
-    pg.execute(
-        "INSERT INTO findemo_canary (id, token) VALUES (1, $1) \
-         ON CONFLICT (id) DO UPDATE SET token = EXCLUDED.token",
-        &[&token],
-    )
-    .await
-    .map(drop)
-    .map_err(|e| BenchError::Query {
-        what: "write a probe change to findemo_canary",
-        reason: crate::clients::postgres::reason(&e),
     })
 }
 
