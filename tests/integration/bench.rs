@@ -49,7 +49,7 @@ fn bench_measures_freshness_and_throughput() {
             "bench",
             "freshness",
             "--rate",
-            "100",
+            "200",
             "--duration",
             "2",
             "--max-p95",
