@@ -176,7 +176,7 @@ pub async fn run(
 
     let secs = outcome.elapsed.as_secs_f64();
     let achieved = if secs > 0.0 {
-        (outcome.next_seq - outcome.first_seq) as f64 / secs
+        ((outcome.next_seq - outcome.first_seq) as f64 / secs).round()
     } else {
         0.0
     };

@@ -57,6 +57,8 @@ pub enum BenchError {
         .0.as_secs()
     )]
     NoProbeRow(Duration),
+    #[error("ClickHouse: {what}: unexpected answer {text:?}")]
+    Answer { what: &'static str, text: String },
     #[error("{what} failed for {}s in a row; last error: {last}", .secs)]
     Polling {
         what: &'static str,
@@ -214,13 +216,15 @@ impl Summary {
             return None;
         }
         sorted.sort_by(f64::total_cmp);
+        // A tenth of a millisecond is finer than a 10 ms poll can tell.
+        let tenth = |v: f64| (v * 10.0).round() / 10.0;
         Some(Summary {
             count: sorted.len(),
-            min_ms: sorted[0],
-            p50_ms: percentile(&sorted, 50.0),
-            p95_ms: percentile(&sorted, 95.0),
-            p99_ms: percentile(&sorted, 99.0),
-            max_ms: sorted[sorted.len() - 1],
+            min_ms: tenth(sorted[0]),
+            p50_ms: tenth(percentile(&sorted, 50.0)),
+            p95_ms: tenth(percentile(&sorted, 95.0)),
+            p99_ms: tenth(percentile(&sorted, 99.0)),
+            max_ms: tenth(sorted[sorted.len() - 1]),
         })
     }
 }
@@ -263,6 +267,7 @@ mod tests {
         let ten: Vec<f64> = (1..=10).map(f64::from).collect();
         let s = Summary::of(&ten).unwrap();
         assert_eq!((s.p50_ms, s.p95_ms, s.p99_ms), (5.0, 10.0, 10.0));
+        assert_eq!(Summary::of(&[1.23456]).unwrap().p50_ms, 1.2);
         assert_eq!(Summary::of(&[]), None);
         assert_eq!(Summary::of(&[f64::NAN]), None);
     }

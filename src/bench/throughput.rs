@@ -205,10 +205,9 @@ impl Readers<'_> {
             .ch
             .exec("SELECT count() FROM bronze.raw_transactions")
             .await?;
-        text.trim().parse().map_err(|_| BenchError::Polling {
+        text.trim().parse().map_err(|_| BenchError::Answer {
             what: "counting bronze.raw_transactions",
-            secs: 0,
-            last: format!("unexpected answer {text:?}"),
+            text: text.trim().to_string(),
         })
     }
 
@@ -295,7 +294,7 @@ pub async fn run(
         committed_before += changes(&stats);
         let secs = outcome.elapsed.as_secs_f64();
         let achieved = if secs > 0.0 {
-            (outcome.next_seq - outcome.first_seq) as f64 / secs
+            ((outcome.next_seq - outcome.first_seq) as f64 / secs).round()
         } else {
             0.0
         };
