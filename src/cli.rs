@@ -70,6 +70,84 @@ pub enum Command {
     /// Serve the live dashboard (gold KPIs and charts, analytics tables, a read-only
     /// SQL pad, the pipeline's state and every row's change history) until Ctrl-C.
     Dashboard(DashboardArgs),
+    /// Measure the running pipeline: how fresh silver is at a given rate (commit ->
+    /// visible in silver, on findemo's own clock), and the highest rate it sustains
+    /// with bounded lag. Writes real transactions with the generator.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub scenario: BenchScenario,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchScenario {
+    /// Generate at --rate and, every 500 ms, commit a probe change to PostgreSQL and
+    /// poll ClickHouse silver for it every 10 ms: commit -> visible in silver as
+    /// p50/p95/p99/max, and the time to Kafka and from Kafka to silver.
+    Freshness(FreshnessArgs),
+    /// Step the generator's rate up until the pipeline's backlog stops being bounded;
+    /// report the highest rate sustained for a whole step and the stage that
+    /// saturated first.
+    Throughput(ThroughputArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct FreshnessArgs {
+    /// Transactions per second written meanwhile
+    #[arg(long, default_value_t = 1000, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate: u32,
+    /// How long to generate and probe: 90s, 5m
+    #[arg(long, default_value = "60s", value_name = "TIME", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Exit with code 1 when the p95 of commit -> visible in silver is above this
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_p95: Option<u64>,
+    /// Seed of the generated transactions [default: generator.seed, else 1]
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ThroughputArgs {
+    /// Rate of the first step, transactions per second
+    #[arg(long, default_value_t = 2500, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub start: u32,
+    /// Added to the rate at each step
+    #[arg(long, default_value_t = 2500, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub step: u32,
+    /// How long each step lasts (at least 30s: ClickHouse inserts whole blocks, and
+    /// each half of a step must be long enough to show a backlog drain)
+    #[arg(long, default_value = "30s", value_name = "TIME", value_parser = parse_step_duration)]
+    pub step_duration: Duration,
+    /// The last step's rate at most
+    #[arg(long, default_value_t = 30000, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_rate: u32,
+    /// Exit with code 1 when the sustained rate is below this
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub min_rate: Option<u32>,
+    /// Seed of the generated transactions [default: generator.seed, else 1]
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A step of `bench throughput`: at least 30 s (see [`ThroughputArgs::step_duration`]).
+fn parse_step_duration(text: &str) -> Result<Duration, String> {
+    let duration = parse_duration(text)?;
+    if duration < Duration::from_secs(30) {
+        return Err(format!(
+            "{text:?}: a step lasts at least 30s, so that each half shows ClickHouse inserting"
+        ));
+    }
+    Ok(duration)
 }
 
 #[derive(Debug, clap::Args)]
@@ -276,6 +354,49 @@ mod tests {
         }
         let err = parse(&["--rate", "-5"]).unwrap_err().to_string();
         assert!(err.contains("must be above 0"), "{err}");
+    }
+
+    #[test]
+    fn bench_flags() {
+        let cli = Cli::try_parse_from([
+            "findemo",
+            "bench",
+            "freshness",
+            "--rate",
+            "200",
+            "--duration",
+            "10",
+            "--max-p95",
+            "1",
+        ])
+        .unwrap();
+        let Command::Bench(BenchArgs {
+            scenario: BenchScenario::Freshness(args),
+        }) = cli.command
+        else {
+            panic!("not bench freshness");
+        };
+        assert_eq!(args.rate, 200);
+        assert_eq!(args.duration, Duration::from_secs(10));
+        assert_eq!(args.max_p95, Some(1));
+        let cli = Cli::try_parse_from(["findemo", "bench", "throughput"]).unwrap();
+        let Command::Bench(BenchArgs {
+            scenario: BenchScenario::Throughput(args),
+        }) = cli.command
+        else {
+            panic!("not bench throughput");
+        };
+        assert_eq!((args.start, args.step, args.max_rate), (2500, 2500, 30000));
+        for bad in [
+            &["freshness", "--rate", "0"][..],
+            &["freshness", "--max-p95", "0"],
+            &["throughput", "--step-duration", "25s"],
+            &["throughput", "--min-rate", "-1"],
+        ] {
+            let mut argv = vec!["findemo", "bench"];
+            argv.extend_from_slice(bad);
+            assert!(Cli::try_parse_from(argv).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! turns its outcome into an exit code.
 
 mod app;
+mod bench;
 mod catalogue;
 mod cli;
 mod clients;

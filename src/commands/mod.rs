@@ -1,5 +1,6 @@
 //! One file per subcommand, each with `pub async fn run(args, &Ctx)`.
 
+mod bench;
 mod dashboard;
 mod down;
 mod generate;
@@ -32,6 +33,8 @@ pub enum CommandError {
     Pipeline(#[from] PipelineError),
     #[error(transparent)]
     Generate(#[from] GenerateError),
+    #[error(transparent)]
+    Bench(#[from] crate::bench::BenchError),
     #[error("{0}")]
     Refused(String),
     #[error("cannot write output: {0}")]
@@ -74,5 +77,6 @@ pub async fn run(command: Command, ctx: &Ctx) -> Result<ExitCode, CommandError> 
         Command::Verify(args) => verify::run(args, ctx).await,
         Command::Logs(args) => logs::run(args, ctx).await,
         Command::Dashboard(args) => dashboard::run(args, ctx).await,
+        Command::Bench(args) => bench::run(args, ctx).await,
     }
 }

@@ -2,6 +2,11 @@
 //! how far along is the warehouse (rows per layer, each topic's end offset and
 //! ClickHouse's consumer lag; with `--watch`, events per second per stage)? A table,
 //! or JSON for scripts.
+//!
+//! Freshness is read on one clock, PostgreSQL's: its `clock_timestamp()` minus the
+//! commit time (also written by PostgreSQL, carried by Debezium as `source_ts_ms`) of
+//! the newest transaction change visible in silver. ClickHouse's clock is never
+//! compared with PostgreSQL's, so services on different hosts do not skew it.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -11,6 +16,8 @@ use serde::Serialize;
 
 use crate::app::Ctx;
 use crate::cli::StatusArgs;
+use crate::clients::clickhouse::ClickHouse;
+use crate::clients::postgres;
 use crate::commands::CommandError;
 use crate::docker::Engine;
 use crate::pipeline::{per_sec, total, Deployed, Health};
@@ -26,8 +33,11 @@ struct Report {
     docker_host: String,
     credentials_file: Option<String>,
     services: Vec<ServiceReport>,
-    /// Present once every service is ready.
+    /// Present once every service is ready. Its `freshness_secs` is on
+    /// [`FRESHNESS_CLOCK`].
     pipeline: Option<Health>,
+    /// Which clock `pipeline.freshness_secs` is read on.
+    freshness_clock: &'static str,
     /// `--watch` only, from the second refresh on: events per second per stage over
     /// the last refresh interval.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -264,7 +274,11 @@ async fn gather(ctx: &Ctx, engine: &Engine) -> Result<Report, CommandError> {
     let services = futures_util::future::try_join_all(reports).await?;
     let all_ready = services.iter().all(|s| s.ready);
     let pipeline = match (&creds, all_ready) {
-        (Some(creds), true) => Some(Deployed { config, creds }.health().await),
+        (Some(creds), true) => {
+            let mut health = Deployed { config, creds }.health().await;
+            health.freshness_secs = freshness_on_postgres_clock(ctx, creds).await;
+            Some(health)
+        }
         _ => None,
     };
     let broken = first_broken(&services, pipeline.as_ref());
@@ -280,8 +294,42 @@ async fn gather(ctx: &Ctx, engine: &Engine) -> Result<Report, CommandError> {
             .then(|| ctx.credentials_path.display().to_string()),
         services,
         pipeline,
+        freshness_clock: FRESHNESS_CLOCK,
         rates: None,
     })
+}
+
+const FRESHNESS_CLOCK: &str = "PostgreSQL's: its clock_timestamp() minus the commit time \
+     PostgreSQL gave the newest transaction change visible in silver";
+
+/// Seconds since the newest transaction change visible in silver was committed, both
+/// ends read on PostgreSQL's clock (see the module's comment); `None` when silver has
+/// none or a service cannot be asked. Silver is read first, so the figure includes the
+/// time between the two reads and is never too young.
+async fn freshness_on_postgres_clock(ctx: &Ctx, creds: &state::Credentials) -> Option<f64> {
+    let ch = ClickHouse::new(&ctx.config, creds);
+    let newest_ms: i64 = ch
+        .exec("SELECT if(count() = 0, '', toString(max(source_ts_ms))) FROM silver.transactions")
+        .await
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let pg = postgres::connect(&ctx.config, creds).await.ok()?;
+    let now_ms: i64 = pg
+        .query_one(
+            "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint",
+            &[],
+        )
+        .await
+        .ok()?
+        .get(0);
+    Some(age_secs(now_ms, newest_ms))
+}
+
+/// `now_ms - then_ms` in seconds, never negative.
+fn age_secs(now_ms: i64, then_ms: i64) -> f64 {
+    (now_ms.saturating_sub(then_ms).max(0)) as f64 / 1000.0
 }
 
 fn print_table(report: &Report) {
@@ -321,12 +369,11 @@ fn print_table(report: &Report) {
         let lag = p
             .slot_lag_bytes
             .map_or("unknown".to_string(), |b| format!("{b} bytes"));
-        let fresh = p
-            .freshness_secs
-            .map_or("none yet".to_string(), |s| format!("{s:.1}s old"));
-        println!(
-            "Replication slot lag: {lag}; newest transaction change in silver and gold: {fresh}"
-        );
+        let fresh = p.freshness_secs.map_or("none yet".to_string(), |s| {
+            format!("{s:.1}s old (PostgreSQL's clock: now minus its commit time)")
+        });
+        println!("Replication slot lag: {lag}");
+        println!("Newest transaction change in silver and gold: {fresh}");
         println!(
             "{:<17} {:>12} {:>12} {:>12}",
             "TABLE", "POSTGRES", "BRONZE", "SILVER"
@@ -385,6 +432,12 @@ fn print_table(report: &Report) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ages_are_seconds_and_never_negative() {
+        assert_eq!(age_secs(10_500, 9_000), 1.5);
+        assert_eq!(age_secs(9_000, 10_500), 0.0);
+    }
 
     #[test]
     fn rates_are_taken_over_the_interval() {

@@ -7,6 +7,7 @@
 mod browser;
 mod harness;
 
+mod bench;
 mod dashboard;
 mod dialect;
 mod errors;
