@@ -119,7 +119,7 @@ const LAG_TIMEOUT: Duration = Duration::from_secs(5);
 /// Every ClickHouse consumer group's lag on its topic, in [`TABLES`] order, read
 /// concurrently (each on its own blocking thread).
 pub async fn consumer_lags(config: &Config) -> Vec<TopicHealth> {
-    let addr = format!("127.0.0.1:{}", config.service(Service::Kafka).port);
+    let addr = kafka::host_addr(config);
     let stack = &config.stack;
     let reads = TABLES.map(|table| {
         let addr = &addr;
@@ -457,7 +457,7 @@ impl Pipeline<'_> {
             changed = true;
         }
 
-        let kafka_addr = format!("127.0.0.1:{}", self.config.service(Service::Kafka).port);
+        let kafka_addr = kafka::host_addr(self.config);
         let created =
             kafka::create_topics(&kafka_addr, &self.topics(), Duration::from_secs(30)).await?;
         if !created.is_empty() {

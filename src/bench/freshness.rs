@@ -21,8 +21,11 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 
-use super::{generator_plan, probe_token, BenchError, BenchObserver, Summary, TopicEnd};
+use super::{
+    generator_plan, probe_token, topic_end, BenchError, BenchObserver, Summary, KAFKA_TIMEOUT,
+};
 use crate::clients::clickhouse::ClickHouse;
+use crate::clients::kafka::TopicEnd;
 use crate::clients::postgres;
 use crate::config::Config;
 use crate::generate::{Session, Stats};
@@ -158,7 +161,7 @@ pub async fn run(
     let session = Session::open(config, creds, plan).await?;
     let pg = postgres::connect(config, creds).await?;
     let ch = ClickHouse::new(config, creds);
-    let topic = TopicEnd::open(config, "findemo_canary").await?;
+    let topic = topic_end(config, "findemo_canary").await?;
 
     let stats = Stats::default();
     let observer = BenchObserver(printer);
@@ -238,7 +241,7 @@ async fn measure(
         }
         tokio::time::sleep(POLL_EVERY).await;
     }
-    let base = topic.end().await?;
+    let base = topic.end(KAFKA_TIMEOUT).await?;
     let (tx, rx) = mpsc::unbounded_channel();
     let probing = write_probes(pg, row, duration, base, tx);
     let watching = watch_probes(ch, topic, rx, stats, task);
@@ -393,7 +396,7 @@ async fn watch_probes(
                     if !kafka_wanted {
                         return None;
                     }
-                    Some((topic.end().await, Instant::now()))
+                    Some((topic.end(KAFKA_TIMEOUT).await, Instant::now()))
                 };
                 let silver = async {
                     if silver_wanted.is_empty() {

@@ -5,26 +5,22 @@
 //!   timed on findemo's monotonic clock (one clock: no server's clock is compared).
 //! - `throughput`: the rate stepped up until a stage's backlog stops being bounded.
 //!
-//! This file holds what both share: the error type, the generator's plan, a reader of
-//! a topic's end offset, and the pure figures (percentiles).
+//! This file holds what both share: the error type, the generator's plan, and the pure
+//! figures (percentiles).
 
 pub mod freshness;
 pub mod throughput;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde::Serialize;
 
 use crate::clients::clickhouse::ChError;
-use crate::clients::kafka::KafkaError;
+use crate::clients::kafka::{self, KafkaError, TopicEnd};
 use crate::clients::postgres::PgError;
 use crate::config::{Config, GeneratorFlags, Rate};
 use crate::generate::{GenerateError, Observer, Plan};
 use crate::progress::Printer;
-use crate::service::Service;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
@@ -40,12 +36,6 @@ pub enum BenchError {
     Config(#[from] crate::config::ConfigError),
     #[error("PostgreSQL: {what}: {reason}")]
     Query { what: &'static str, reason: String },
-    #[error("Kafka broker at {addr}: {what}: {reason}")]
-    Topic {
-        addr: String,
-        what: String,
-        reason: String,
-    },
     #[error(
         "the first probe change did not reach ClickHouse's silver layer within {}s: the \
          pipeline does not flow. `findemo status` shows where it stops.",
@@ -97,87 +87,12 @@ pub fn probe_token() -> String {
 }
 
 /// How long one read of a topic's end may take.
-const KAFKA_TIMEOUT: Duration = Duration::from_secs(5);
+pub const KAFKA_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Reads a topic's end offset (summed over its partitions) again and again through one
-/// librdkafka consumer that never joins a group. librdkafka blocks, so each read runs
-/// on the blocking pool.
-#[derive(Clone)]
-pub struct TopicEnd {
-    consumer: Arc<BaseConsumer>,
-    addr: String,
-    topic: String,
-    partitions: Vec<i32>,
-}
-
-impl TopicEnd {
-    pub async fn open(config: &Config, table: &str) -> Result<TopicEnd, BenchError> {
-        let addr = format!("127.0.0.1:{}", config.service(Service::Kafka).port);
-        let topic = crate::catalogue::topic_name(&config.stack, table);
-        let (a, t) = (addr.clone(), topic.clone());
-        let (consumer, partitions) = tokio::task::spawn_blocking(move || {
-            let err = |what: &str, e: rdkafka::error::KafkaError| BenchError::Topic {
-                addr: a.clone(),
-                what: what.to_string(),
-                reason: e.to_string(),
-            };
-            let consumer: BaseConsumer = ClientConfig::new()
-                .set("bootstrap.servers", &a)
-                .set("client.id", "findemo-bench")
-                // The host listener is advertised as localhost: stay on IPv4.
-                .set("broker.address.family", "v4")
-                .set("socket.timeout.ms", "5000")
-                .create()
-                .map_err(|e| err("create a consumer", e))?;
-            let metadata = consumer
-                .fetch_metadata(Some(&t), KAFKA_TIMEOUT)
-                .map_err(|e| err(&format!("metadata of topic {t}"), e))?;
-            let partitions: Vec<i32> = metadata
-                .topics()
-                .iter()
-                .filter(|m| m.name() == t && m.error().is_none())
-                .flat_map(|m| m.partitions().iter().map(|p| p.id()))
-                .collect();
-            if partitions.is_empty() {
-                return Err(BenchError::Topic {
-                    addr: a,
-                    what: format!("topic {t}"),
-                    reason: "it does not exist: run `findemo up` first".into(),
-                });
-            }
-            Ok((consumer, partitions))
-        })
-        .await
-        .map_err(|e| BenchError::Task(e.to_string()))??;
-        Ok(TopicEnd {
-            consumer: Arc::new(consumer),
-            addr,
-            topic,
-            partitions,
-        })
-    }
-
-    /// The events the topic has received: the sum of its partitions' high watermarks.
-    pub async fn end(&self) -> Result<i64, BenchError> {
-        let this = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut total = 0;
-            for &p in &this.partitions {
-                let (_, high) = this
-                    .consumer
-                    .fetch_watermarks(&this.topic, p, KAFKA_TIMEOUT)
-                    .map_err(|e| BenchError::Topic {
-                        addr: this.addr.clone(),
-                        what: format!("end offset of {}", this.topic),
-                        reason: e.to_string(),
-                    })?;
-                total += high;
-            }
-            Ok(total)
-        })
-        .await
-        .map_err(|e| BenchError::Task(e.to_string()))?
-    }
+/// A reader of the end offset of `table`'s topic on the stack's broker.
+pub async fn topic_end(config: &Config, table: &str) -> Result<TopicEnd, BenchError> {
+    let topic = crate::catalogue::topic_name(&config.stack, table);
+    Ok(TopicEnd::open(&kafka::host_addr(config), &topic, KAFKA_TIMEOUT).await?)
 }
 
 /// The generator's retries and notices, as progress lines.

@@ -25,9 +25,10 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::sync::watch;
 
-use super::{generator_plan, BenchError, BenchObserver, TopicEnd};
+use super::{generator_plan, topic_end, BenchError, BenchObserver, KAFKA_TIMEOUT};
 use crate::catalogue::{clickhouse_group, topic_name};
 use crate::clients::clickhouse::ClickHouse;
+use crate::clients::kafka::TopicEnd;
 use crate::clients::{kafka, postgres};
 use crate::config::Config;
 use crate::generate::{Session, Stats};
@@ -200,6 +201,11 @@ struct Readers<'a> {
 }
 
 impl Readers<'_> {
+    /// The events the transactions topic has received.
+    async fn kafka_end(&self) -> Result<i64, BenchError> {
+        Ok(self.topic.end(KAFKA_TIMEOUT).await?)
+    }
+
     async fn landed(&self) -> Result<i64, BenchError> {
         let text = self
             .ch
@@ -251,10 +257,10 @@ pub async fn run(
         config,
         ch: ClickHouse::new(config, creds),
         pg: postgres::connect(config, creds).await?,
-        topic: TopicEnd::open(config, "raw_transactions").await?,
+        topic: topic_end(config, "raw_transactions").await?,
         slot: crate::pipeline::slot_name(&config.stack),
     };
-    let (kafka, landed) = tokio::try_join!(readers.topic.end(), readers.landed())?;
+    let (kafka, landed) = tokio::try_join!(readers.kafka_end(), readers.landed())?;
     let base = Baseline { kafka, landed };
     // Changes the generator committed in earlier steps of this run.
     let mut committed_before = 0i64;
@@ -365,7 +371,7 @@ async fn sample_step(
                 + Stats::get(&stats.settled)
                 + Stats::get(&stats.deleted)) as i64;
         let read = tokio::try_join!(
-            readers.topic.end(),
+            readers.kafka_end(),
             readers.consumer_lag(),
             readers.landed()
         );

@@ -9,6 +9,7 @@
 //! group's members keep their partitions), and each partition's end comes from its
 //! watermarks.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -57,6 +58,14 @@ pub struct Broker {
     pub node_id: i32,
     pub host: String,
     pub port: i32,
+}
+
+/// The stack's broker as the host reaches it: its published port on loopback.
+pub fn host_addr(config: &crate::config::Config) -> String {
+    format!(
+        "127.0.0.1:{}",
+        config.service(crate::service::Service::Kafka).port
+    )
 }
 
 /// A client configuration for the broker at `addr` (`127.0.0.1:PORT`).
@@ -273,6 +282,65 @@ pub async fn group_lag(
         Ok(topic_lag(&topic, &group, partitions))
     })
     .await
+}
+
+/// Reads a topic's end offset (summed over its partitions) again and again through one
+/// client that never joins a group: cheaper than a client per reading, for `bench`.
+#[derive(Clone)]
+pub struct TopicEnd {
+    consumer: Arc<BaseConsumer>,
+    addr: String,
+    topic: String,
+    partitions: Vec<i32>,
+}
+
+impl TopicEnd {
+    /// A reader of `topic` on the broker at `addr`; an error if the topic is missing.
+    pub async fn open(addr: &str, topic: &str, timeout: Duration) -> Result<TopicEnd, KafkaError> {
+        let (addr, topic) = (addr.to_string(), topic.to_string());
+        blocking(format!("the partitions of {topic}"), move || {
+            let consumer: BaseConsumer = config(&addr, timeout)
+                .create()
+                .map_err(client_err(&addr, "create a client"))?;
+            let metadata = consumer
+                .fetch_metadata(Some(&topic), timeout)
+                .map_err(client_err(&addr, format!("metadata of topic {topic}")))?;
+            let partitions: Vec<i32> = metadata
+                .topics()
+                .iter()
+                .filter(|m| m.name() == topic && m.error().is_none())
+                .flat_map(|m| m.partitions().iter().map(|p| p.id()))
+                .collect();
+            if partitions.is_empty() {
+                return Err(KafkaError::NoTopic { addr, topic });
+            }
+            Ok(TopicEnd {
+                consumer: Arc::new(consumer),
+                addr,
+                topic,
+                partitions,
+            })
+        })
+        .await
+    }
+
+    /// The events the topic has received: the sum of its partitions' high watermarks.
+    pub async fn end(&self, timeout: Duration) -> Result<i64, KafkaError> {
+        let this = self.clone();
+        blocking(format!("the end of {}", self.topic), move || {
+            let mut total = 0;
+            for &p in &this.partitions {
+                let what = format!("end offset of {}", this.topic);
+                let (_, high) = this
+                    .consumer
+                    .fetch_watermarks(&this.topic, p, timeout)
+                    .map_err(client_err(&this.addr, what))?;
+                total += high;
+            }
+            Ok(total)
+        })
+        .await
+    }
 }
 
 #[cfg(test)]
