@@ -55,8 +55,6 @@ pub enum BenchError {
         secs: u64,
         last: String,
     },
-    #[error("a bench task ended abnormally: {0}")]
-    Task(String),
 }
 
 /// The generator's plan for a bench run: `rate` for `duration`, the configured
