@@ -7,6 +7,7 @@
 //! files: the pipeline's health for `status` (states, counts, topics and their lag)
 //! and its removal for `reset`.
 
+use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use rand::distr::{Alphanumeric, SampleString};
@@ -188,6 +189,8 @@ pub struct Pipeline<'a> {
     pub printer: &'a Printer,
     /// The containers, when findemo runs them: what lets it restart ClickHouse.
     pub stack: Option<&'a Stack<'a>>,
+    /// Stalls undone so far (a connector task or ClickHouse restarted).
+    pub repairs: Cell<u32>,
 }
 
 /// The stack's Debezium connector.
@@ -537,6 +540,7 @@ impl Pipeline<'_> {
                         STALL.as_secs()
                     ));
                     connect.restart(&self.connector_name()).await?;
+                    self.repairs.set(self.repairs.get() + 1);
                 }
                 Stall::ClickHouse => {
                     self.restart_clickhouse(&format!(
@@ -652,6 +656,7 @@ impl Pipeline<'_> {
             "clickhouse"
         ));
         stack.restart(Service::Clickhouse).await.map_err(Box::new)?;
+        self.repairs.set(self.repairs.get() + 1);
         Ok(())
     }
 }

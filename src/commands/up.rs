@@ -1,6 +1,7 @@
 //! `findemo up`: from nothing (or anything) to four ready services and a flowing
 //! pipeline.
 
+use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -93,13 +94,15 @@ pub async fn run(args: UpArgs, ctx: &Ctx) -> Result<ExitCode, CommandError> {
         files: &files,
         printer,
         stack: Some(&stack),
+        repairs: Cell::new(0),
     };
     let pipeline_changed = pipeline.apply().await?;
     let canary = pipeline.canary(config.canary_timeout).await?;
     let consumers = pipeline.consumers().await?;
 
     println!();
-    if !pipeline_changed && ready.iter().all(|r| r.action == Action::AlreadyUp) {
+    let untouched = ready.iter().all(|r| r.action == Action::AlreadyUp);
+    if !pipeline_changed && untouched && pipeline.repairs.get() == 0 {
         println!(
             "Stack '{}' is already up: all {} services ready and the pipeline in place, nothing to do.",
             config.stack,
@@ -168,6 +171,7 @@ async fn dry_run(
                 files,
                 printer: &ctx.printer,
                 stack: None,
+                repairs: Cell::new(0),
             };
             let plan = pipeline.plan().await?;
             (plan.postgres, plan.clickhouse, plan.connector)
