@@ -24,7 +24,7 @@ def render(text):
         "topic_prefix": "check",
         "group_prefix": "check-clickhouse",
         # What findemo adds on servers from 21 on.
-        "kafka_settings": ",\n    kafka_flush_interval_ms = 1000",
+        "kafka_settings": ",\n    kafka_max_block_size = 1024,\n    kafka_flush_interval_ms = 250",
     }
 
     def fill(match):
