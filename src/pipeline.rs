@@ -575,7 +575,7 @@ impl Pipeline<'_> {
     /// (tansu can leave a consumer with no partition, README "Known limits of the
     /// test bed"): ClickHouse is restarted then, up to [`CLICKHOUSE_RESTARTS`] times.
     /// Returns at once when nothing lags, and as soon as every lagging group is seen
-    /// moving (ClickHouse 18.16 commits after a block or its 7.5 s flush), so it
+    /// moving (ClickHouse 18.16 commits at the end of each read), so it
     /// never waits for a backlog to drain.
     pub async fn consumers(&self) -> Result<Consumers, PipelineError> {
         let task = self
@@ -695,7 +695,7 @@ const RESTARTS: u32 = 3;
 /// How long silver may miss a change Debezium has confirmed, or a consumer group
 /// with events left may keep its committed offset, before ClickHouse is restarted
 /// (up to [`CLICKHOUSE_RESTARTS`] times). ClickHouse 18.16 commits after each block
-/// or its 7.5 s flush, so a consuming group moves well within it.
+/// or its flush interval (250 ms), so a consuming group moves well within it.
 const UNCONSUMED: Duration = Duration::from_secs(25);
 const CLICKHOUSE_RESTARTS: u32 = 2;
 
