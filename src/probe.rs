@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use crate::clients::clickhouse::{ChError, ClickHouse};
-use crate::clients::{http_reason, kafka, postgres};
+use crate::clients::connect::ConnectClient;
+use crate::clients::{kafka, postgres};
 
 /// Why a probe failed: not ready yet (keep waiting), or refused for good (waiting
 /// cannot help, e.g. wrong credentials).
@@ -108,6 +109,64 @@ impl WaitFor {
                 Ok(format!("broker {}", names.join(", ")))
             }
             WaitFor::ConnectPlugin { port, class } => {
+                let plugins = ConnectClient::new(*port).plugins().await?;
+                plugins
+                    .iter()
+                    .find(|(c, _)| c == class)
+                    .map(|(c, version)| format!("{c} {version}"))
+                    .ok_or_else(|| {
+                        NotReady::Yet(format!("REST API is up but does not list {class}"))
+                    })
+            }
+            WaitFor::ClickHouse { .. } => "/ping and a query",
+        }
+    }
+
+    /// One attempt: `Ok(detail)` when ready, why not otherwise.
+    pub async fn probe(&self) -> Result<String, NotReady> {
+        match tokio::time::timeout(ATTEMPT_TIMEOUT, self.probe_once()).await {
+            Ok(result) => result,
+            Err(_) => Err(NotReady::Yet(format!(
+                "no answer within {ATTEMPT_TIMEOUT:?}"
+            ))),
+        }
+    }
+
+    async fn probe_once(&self) -> Result<String, NotReady> {
+        match self {
+            WaitFor::Postgres {
+                port,
+                user,
+                password,
+            } => {
+                let client = postgres::open(*port, user, password, ATTEMPT_TIMEOUT)
+                    .await
+                    .map_err(|e| {
+                        // SQLSTATE class 28: the server is up and refuses these credentials.
+                        let refused = e.code().is_some_and(|c| c.code().starts_with("28"));
+                        match refused {
+                            true => NotReady::Refused(postgres::reason(&e)),
+                            false => NotReady::Yet(postgres::reason(&e)),
+                        }
+                    })?;
+                let row = client
+                    .query_one("SELECT current_setting('server_version')", &[])
+                    .await
+                    .map_err(|e| NotReady::Yet(postgres::reason(&e)))?;
+                let version: String = row.get(0);
+                Ok(format!("PostgreSQL {version}"))
+            }
+            WaitFor::KafkaMetadata { port } => {
+                let brokers = kafka::metadata(&format!("127.0.0.1:{port}"), ATTEMPT_TIMEOUT)
+                    .await
+                    .map_err(|e| NotReady::Yet(e.to_string()))?;
+                let names: Vec<String> = brokers
+                    .iter()
+                    .map(|b| format!("{}:{}", b.host, b.port))
+                    .collect();
+                Ok(format!("broker {}", names.join(", ")))
+            }
+            WaitFor::ConnectPlugin { port, class } => {
                 let url = format!("http://127.0.0.1:{port}/connector-plugins");
                 let plugins: Vec<serde_json::Value> = http()
                     .get(&url)
@@ -143,11 +202,4 @@ impl WaitFor {
             }
         }
     }
-}
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(ATTEMPT_TIMEOUT)
-        .build()
-        .unwrap_or_default()
 }

@@ -173,6 +173,30 @@ impl ConnectClient {
         Ok(())
     }
 
+    /// The connector plugins the workers offer, as (class, version), asked once (a
+    /// readiness probe retries by itself): the reason in words when it fails.
+    pub async fn plugins(&self) -> Result<Vec<(String, String)>, String> {
+        #[derive(Deserialize)]
+        struct Plugin {
+            class: String,
+            #[serde(default)]
+            version: String,
+        }
+        let url = format!("{}/connector-plugins", self.base);
+        let failed = |e| format!("GET {url}: {}", crate::clients::http_reason(e));
+        let plugins: Vec<Plugin> = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(failed)?
+            .json()
+            .await
+            .map_err(failed)?;
+        Ok(plugins.into_iter().map(|p| (p.class, p.version)).collect())
+    }
+
     /// Deletes the connector; nothing to do if it does not exist.
     pub async fn delete(&self, name: &str) -> Result<(), ConnectError> {
         let url = format!("{}/connectors/{name}", self.base);

@@ -145,10 +145,21 @@ fn generator_killed_up_rerun_and_connector_deleted_mid_stream() {
     let deleted = rt().block_on(async { reqwest::Client::new().delete(&url).send().await });
     let deleted = deleted.expect("DELETE the connector");
     assert!(deleted.status().is_success(), "{deleted:?}");
-    let status = bed.run(&["status", "--json"]).failure();
-    let report = status.json();
-    assert_eq!(report["pipeline"]["state"], "not registered", "{status}");
-    assert_eq!(report["broken"]["stage"], "connector", "{status}");
+    // Distributed Connect removes it once its herder has read the deletion back from
+    // the config topic: a moment later.
+    let began = Instant::now();
+    let status = loop {
+        let status = bed.run(&["status", "--json"]);
+        if status.code == Some(1) && status.json()["pipeline"]["state"] == "not registered" {
+            break status;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(30),
+            "status never said the connector is gone\n{status}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(status.json()["broken"]["stage"], "connector", "{status}");
 
     let again = bed.run(&["up"]).success();
     assert!(!again.stdout.contains("nothing to do"), "{again}");

@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
 # findemo test bed: entrypoint honouring quay.io/debezium/connect's environment contract,
-# running Kafka Connect in standalone mode (tansu's consumer-group defects make
-# distributed mode fragile), REST on 0.0.0.0:8083.
+# running Kafka Connect in distributed mode as that image does (connector configs,
+# offsets and statuses in Kafka topics, so a restarted worker resumes its connectors),
+# REST on 0.0.0.0:8083.
 #
-#   BOOTSTRAP_SERVERS (default 0.0.0.0:9092),
-#   CONFIG_STORAGE_TOPIC and OFFSET_STORAGE_TOPIC (required, as upstream, though
-#   standalone mode does not use them), GROUP_ID and STATUS_STORAGE_TOPIC (accepted,
-#   unused), KEY_CONVERTER / VALUE_CONVERTER (default JsonConverter),
+#   BOOTSTRAP_SERVERS (default 0.0.0.0:9092), GROUP_ID (default 1),
+#   CONFIG_STORAGE_TOPIC and OFFSET_STORAGE_TOPIC (required), STATUS_STORAGE_TOPIC
+#   (default connect-status), KEY_CONVERTER / VALUE_CONVERTER (default JsonConverter),
 #   OFFSET_FLUSH_INTERVAL_MS (default 60000), OFFSET_FLUSH_TIMEOUT_MS (5000),
 #   SHUTDOWN_TIMEOUT (10000), HEAP_OPTS (default -Xms128m -Xmx768m), LOG_LEVEL,
 #   ADVERTISED_HOST_NAME (default: the container's address), ADVERTISED_PORT (8083),
 #   KAFKA_OPTS, and CONNECT_<NAME>=v -> property <name> (lowercased, '_' -> '.').
-# Standalone mode keeps offsets in /kafka/data/connect.offsets and connector configs
-# only in memory: connectors must be registered again after a restart.
+# tansu (the test bed's broker) can answer a worker that rejoins its group while the
+# member it had before a kill still counts with an empty assignment, which Connect
+# cannot read: its herder exits. So Connect runs under a small supervisor here: when
+# it exits on its own, it starts again once that old member has expired (Connect's
+# session timeout is 10 s). `docker stop` still stops it.
 # Command 'start' (the default) runs Connect; anything else is exec'd.
 set -euo pipefail
 
@@ -52,7 +55,10 @@ esc() { printf '%s' "$1" | sed 's/\\/\\\\/g'; }
     echo "bootstrap.servers=$(esc "$BOOTSTRAP_SERVERS")"
     echo "key.converter=$(esc "${KEY_CONVERTER:-org.apache.kafka.connect.json.JsonConverter}")"
     echo "value.converter=$(esc "${VALUE_CONVERTER:-org.apache.kafka.connect.json.JsonConverter}")"
-    echo "offset.storage.file.filename=/kafka/data/connect.offsets"
+    echo "group.id=$(esc "${GROUP_ID:-1}")"
+    echo "config.storage.topic=$(esc "$CONFIG_STORAGE_TOPIC")"
+    echo "offset.storage.topic=$(esc "$OFFSET_STORAGE_TOPIC")"
+    echo "status.storage.topic=$(esc "${STATUS_STORAGE_TOPIC:-connect-status}")"
     echo "offset.flush.interval.ms=${OFFSET_FLUSH_INTERVAL_MS:-60000}"
     echo "offset.flush.timeout.ms=${OFFSET_FLUSH_TIMEOUT_MS:-5000}"
     echo "task.shutdown.graceful.timeout.ms=${SHUTDOWN_TIMEOUT:-10000}"
@@ -76,11 +82,28 @@ log "worker properties ($config):"
 sed 's/^/    /' "$config" >&2
 
 classpath="/kafka/libs/*:/usr/share/java/jetty9-security.jar:/usr/share/java/jetty9-servlet.jar"
-# shellcheck disable=SC2086 # HEAP_OPTS and KAFKA_OPTS are word lists, like upstream
-exec java ${HEAP_OPTS:--Xms128m -Xmx768m} \
-    -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
-    -Dlog4j2.configurationFile=/kafka/config/log4j2.properties \
-    -Dlog4j.configuration=file:/kafka/config/log4j.properties \
-    ${KAFKA_OPTS:-} \
-    -cp "$classpath" \
-    org.apache.kafka.connect.cli.ConnectStandalone "$config"
+child=0
+stop() {
+    log "stopping Kafka Connect"
+    [ "$child" -ne 0 ] && kill -TERM "$child" 2>/dev/null
+    wait "$child" 2>/dev/null
+    exit 0
+}
+trap stop TERM INT
+
+while true; do
+    # shellcheck disable=SC2086 # HEAP_OPTS and KAFKA_OPTS are word lists, like upstream
+    java ${HEAP_OPTS:--Xms128m -Xmx768m} \
+        -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
+        -Dlog4j2.configurationFile=/kafka/config/log4j2.properties \
+        -Dlog4j.configuration=file:/kafka/config/log4j.properties \
+        ${KAFKA_OPTS:-} \
+        -cp "$classpath" \
+        org.apache.kafka.connect.cli.ConnectDistributed "$config" &
+    child=$!
+    status=0
+    wait "$child" || status=$?
+    log "Kafka Connect exited with status $status; starting it again in 12 s"
+    sleep 12 &
+    wait $!
+done
