@@ -40,8 +40,7 @@ if ! cargo nextest --version >/dev/null 2>&1; then
     echo "test.sh: cargo-nextest is missing; installing it" >&2
     cargo install cargo-nextest --locked
 fi
-# One test at a time: each starts a whole stack. Debezium sometimes misses its restart
-# position after `down`/`up` (README,
-# test bed limits). A test that fails is run up to three more times and reported as
-# flaky if it then passes.
+# One test at a time: each starts a whole stack, and they share two cores. A test that
+# fails is run up to three more times and reported as flaky if it then passes, so a
+# flaky test shows in the summary instead of hiding.
 cargo nextest run --no-fail-fast --test-threads 1 --retries 3 "$@"
