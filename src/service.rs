@@ -33,6 +33,7 @@ fn clickhouse_kafka_xml() -> String {
         CLICKHOUSE_CONSUMER_SESSION.as_millis()
     )
 }
+
 /// How often ClickHouse's Kafka tables hand what they read to their views: every
 /// 250 ms instead of the default 7.5 s. ClickHouse 18.16's Kafka engine writes a read
 /// to its views only when the flush interval ends it, so this is the wait a change
