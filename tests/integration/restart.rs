@@ -270,8 +270,11 @@ fn copy_write_path_loses_rows_when_connect_restarts() {
     bed.run(&["up"]).success();
     bed.configure("generator:\n  write: copy\n");
     let seed = 31;
-    // Loss happened in every measured run; a run that loses nothing is tried again.
-    for attempt in 1..=4 {
+    // A restart loses rows when Connect's last stored offset falls inside a COPY's
+    // multi-insert record: in most runs, not all (with the distributed worker's 5 s
+    // offset flush, one CI run saw four restarts in a row lose nothing). A run that
+    // loses nothing is tried again, up to 8 times.
+    for attempt in 1..=8 {
         let count = attempt * 60_000;
         let child = bed.spawn(&[
             "generate",
@@ -318,5 +321,5 @@ fn copy_write_path_loses_rows_when_connect_restarts() {
         bed.run(&["reset", "--yes"]).success();
         return;
     }
-    panic!("COPY lost no rows across 4 Connect restarts: has Debezium been fixed?");
+    panic!("COPY lost no rows across 8 Connect restarts: has Debezium been fixed?");
 }
