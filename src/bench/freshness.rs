@@ -458,7 +458,7 @@ fn progress_line(probes: &[Probe], stats: &Stats, elapsed: Duration, writing: bo
             "waiting for the last probes · "
         },
         probes.len(),
-        super::thousands(rate.round() as u64)
+        crate::progress::thousands(rate.round() as u64)
     )
 }
 

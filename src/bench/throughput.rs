@@ -277,7 +277,7 @@ pub async fn run(
     for &rate in rates {
         let task = printer.task(
             "bench",
-            &format!("step {} tx/s", super::thousands(rate.into())),
+            &format!("step {} tx/s", crate::progress::thousands(rate.into())),
         );
         let plan = generator_plan(config, f64::from(rate), duration, seed)?;
         let session = Session::open(config, creds, plan).await?;
@@ -316,8 +316,8 @@ pub async fn run(
         let stage = saturated(rate, achieved, &debezium, &clickhouse, &end_to_end);
         task.done(&format!(
             "{} tx/s: achieved {}/s, {}",
-            super::thousands(rate.into()),
-            super::thousands(achieved.round() as u64),
+            crate::progress::thousands(rate.into()),
+            crate::progress::thousands(achieved.round() as u64),
             match stage {
                 None => "sustained".to_string(),
                 Some(stage) => format!("not sustained: {}", stage.describe()),
@@ -390,9 +390,9 @@ async fn sample_step(
                 };
                 task.message(&format!(
                     "{} tx/s · {:.0}s · written {} · behind: Debezium {}, ClickHouse {}, end to end {}",
-                    super::thousands(rate.into()),
+                    crate::progress::thousands(rate.into()),
                     at.as_secs_f64(),
-                    super::thousands(Stats::get(&stats.inserted)),
+                    crate::progress::thousands(Stats::get(&stats.inserted)),
                     sample.debezium,
                     sample.clickhouse,
                     sample.end_to_end

@@ -238,18 +238,7 @@ pub async fn group_lag(
             .set("enable.auto.commit", "false")
             .create()
             .map_err(client_err(&addr, "create a consumer"))?;
-        let metadata = consumer
-            .fetch_metadata(Some(&topic), timeout)
-            .map_err(client_err(&addr, format!("metadata of topic {topic}")))?;
-        let ids: Vec<i32> = metadata
-            .topics()
-            .iter()
-            .filter(|t| t.name() == topic && t.error().is_none())
-            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-            .collect();
-        if ids.is_empty() {
-            return Err(KafkaError::NoTopic { addr, topic });
-        }
+        let ids = partition_ids(&consumer, &addr, &topic, timeout)?;
         let mut wanted = TopicPartitionList::new();
         for id in &ids {
             wanted.add_partition(&topic, *id);
@@ -284,6 +273,31 @@ pub async fn group_lag(
     .await
 }
 
+/// The ids of `topic`'s partitions; an error when the broker does not know it.
+fn partition_ids(
+    consumer: &BaseConsumer,
+    addr: &str,
+    topic: &str,
+    timeout: Duration,
+) -> Result<Vec<i32>, KafkaError> {
+    let metadata = consumer
+        .fetch_metadata(Some(topic), timeout)
+        .map_err(client_err(addr, format!("metadata of topic {topic}")))?;
+    let ids: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic && t.error().is_none())
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    if ids.is_empty() {
+        return Err(KafkaError::NoTopic {
+            addr: addr.to_string(),
+            topic: topic.to_string(),
+        });
+    }
+    Ok(ids)
+}
+
 /// Reads a topic's end offset (summed over its partitions) again and again through one
 /// client that never joins a group: cheaper than a client per reading, for `bench`.
 #[derive(Clone)]
@@ -302,18 +316,7 @@ impl TopicEnd {
             let consumer: BaseConsumer = config(&addr, timeout)
                 .create()
                 .map_err(client_err(&addr, "create a client"))?;
-            let metadata = consumer
-                .fetch_metadata(Some(&topic), timeout)
-                .map_err(client_err(&addr, format!("metadata of topic {topic}")))?;
-            let partitions: Vec<i32> = metadata
-                .topics()
-                .iter()
-                .filter(|m| m.name() == topic && m.error().is_none())
-                .flat_map(|m| m.partitions().iter().map(|p| p.id()))
-                .collect();
-            if partitions.is_empty() {
-                return Err(KafkaError::NoTopic { addr, topic });
-            }
+            let partitions = partition_ids(&consumer, &addr, &topic, timeout)?;
             Ok(TopicEnd {
                 consumer: Arc::new(consumer),
                 addr,

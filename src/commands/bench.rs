@@ -9,9 +9,10 @@ use serde::Serialize;
 use crate::app::Ctx;
 use crate::bench::freshness::{self, FreshnessReport};
 use crate::bench::throughput::{self, Backlog, ThroughputReport};
-use crate::bench::{thousands, Summary};
+use crate::bench::Summary;
 use crate::cli::{BenchArgs, BenchScenario, FreshnessArgs, ThroughputArgs};
 use crate::commands::CommandError;
+use crate::progress::thousands;
 
 pub async fn run(args: BenchArgs, ctx: &Ctx) -> Result<ExitCode, CommandError> {
     match args.scenario {

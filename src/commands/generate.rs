@@ -18,7 +18,7 @@ use crate::cli::GenerateArgs;
 use crate::commands::CommandError;
 use crate::config::{GeneratorFlags, Rate, WriteMethod};
 use crate::generate::{self, Observer, Outcome, Plan, Session, Stats, Stop};
-use crate::progress::Printer;
+use crate::progress::{thousands, Printer};
 use crate::state;
 
 /// How often the live line is redrawn, and a plain line printed without a terminal.
@@ -277,19 +277,6 @@ impl Observer for PrinterObserver {
     fn retry(&self, _reason: &str) {
         self.retries.fetch_add(1, Ordering::Relaxed);
     }
-}
-
-/// 1234567 -> "1,234,567".
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 #[cfg(test)]
