@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use crate::cli::{Cli, Command};
 use crate::commands::{self, CommandError};
-use crate::config::{Config, Overrides};
+use crate::config::{Config, Overrides, Runtime};
+use crate::endpoints::Endpoints;
 use crate::migrate::{MigrateError, PipelineFiles};
 use crate::progress::Printer;
 use crate::state;
@@ -28,6 +29,16 @@ impl Ctx {
                 self.config.stack
             ))
         })
+    }
+
+    /// Where the services are and how to sign in, from the runtime: on Docker the
+    /// stack's generated credentials (an error before the first `up`), with
+    /// `runtime: external` demo.yaml's endpoints and the passwords they name.
+    pub fn endpoints(&self) -> Result<Endpoints, CommandError> {
+        match &self.config.runtime {
+            Runtime::Docker => Ok(Endpoints::docker(&self.config, &self.credentials()?)),
+            Runtime::External(ext) => Ok(Endpoints::external(ext)?),
+        }
     }
 
     /// The pipeline's SQL and connector files: the configured folder, or the built-in

@@ -12,8 +12,10 @@ use serde::Deserialize;
 
 use crate::service::Service;
 
+mod external;
 mod generator;
 
+pub use external::{ExternalConfig, Secret, SslMode};
 use generator::{validate_generator, RawGenerator};
 pub use generator::{GeneratorConfig, GeneratorFlags, Rate, WriteMethod};
 
@@ -43,6 +45,7 @@ pub enum ConfigError {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     stack: Option<String>,
+    runtime: Option<String>,
     ready_timeout_secs: Option<u64>,
     state_dir: Option<PathBuf>,
     #[serde(default)]
@@ -81,6 +84,19 @@ struct RawServices {
     clickhouse: RawService,
 }
 
+impl RawServices {
+    fn sections(&self) -> [(Service, &RawService); 4] {
+        [
+            (Service::Postgres, &self.postgres),
+            (Service::Kafka, &self.kafka),
+            (Service::Connect, &self.connect),
+            (Service::Clickhouse, &self.clickhouse),
+        ]
+    }
+}
+
+/// One service's section: the container's keys (`runtime: docker`) and the endpoint's
+/// (`runtime: external`); validation accepts each runtime's own.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawService {
@@ -89,6 +105,20 @@ struct RawService {
     memory: Option<String>,
     #[serde(default)]
     env: BTreeMap<String, String>,
+    host: Option<String>,
+    database: Option<String>,
+    user: Option<String>,
+    password_env: Option<String>,
+    password_file: Option<PathBuf>,
+    sslmode: Option<String>,
+    ca_file: Option<PathBuf>,
+    internal_host: Option<String>,
+    internal_port: Option<u16>,
+    bootstrap_servers: Option<String>,
+    internal_bootstrap_servers: Option<String>,
+    security_protocol: Option<String>,
+    sasl_mechanism: Option<String>,
+    url: Option<String>,
 }
 
 /// Values given on the command line (or through `FINDEMO_*` variables), which win over
@@ -106,6 +136,8 @@ pub struct Config {
     pub source: String,
     /// Prefix of every container, volume and network, and the value of the stack label.
     pub stack: String,
+    /// Who runs the services: findemo on Docker, or someone else.
+    pub runtime: Runtime,
     /// How long `up` waits for one service to become ready.
     pub ready_timeout: Duration,
     /// Where per-stack state (generated credentials) is kept.
@@ -114,11 +146,21 @@ pub struct Config {
     pub pipeline_files: Option<PathBuf>,
     /// How long `up` waits for its canary change to reach ClickHouse.
     pub canary_timeout: Duration,
+    /// The containers of `runtime: docker` (defaults under `runtime: external`).
     pub services: BTreeMap<Service, ServiceConfig>,
     /// Defaults of `findemo generate`.
     pub generator: GeneratorConfig,
     /// Port of `findemo dashboard` (`--port` wins).
     pub dashboard_port: u16,
+}
+
+/// Who runs the four services.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Runtime {
+    /// findemo, as containers on the Docker engine (the default).
+    Docker,
+    /// Someone else: demo.yaml gives each service's endpoint.
+    External(Box<ExternalConfig>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -221,6 +263,35 @@ fn validate(raw: RawConfig, source: String, ov: &Overrides) -> Result<Config, Co
         None => default_state_dir(),
     };
 
+    let runtime = match raw.runtime.as_deref().unwrap_or("docker") {
+        "docker" => {
+            for (service, section) in raw.services.sections() {
+                if let Some(key) = external::keys_set(section)
+                    .into_iter()
+                    .find(|k| !external::DOCKER_KEYS.contains(k))
+                {
+                    return Err(invalid(format!(
+                        "services.{service}.{key} is a setting of runtime: external; with \
+                         runtime: docker (the default) findemo runs the services and \
+                         services.{service} takes {}",
+                        external::DOCKER_KEYS.join(", ")
+                    )));
+                }
+            }
+            Runtime::Docker
+        }
+        "external" => Runtime::External(Box::new(
+            external::validate_external(&raw.services).map_err(&invalid)?,
+        )),
+        other => {
+            return Err(invalid(format!(
+                "runtime {other:?} must be docker (findemo runs the services) or external \
+                 (services you run, given by their endpoints)"
+            )))
+        }
+    };
+    let external = matches!(runtime, Runtime::External(_));
+
     let mut services = BTreeMap::new();
     let raw_services = [
         (Service::Postgres, raw.services.postgres),
@@ -228,7 +299,11 @@ fn validate(raw: RawConfig, source: String, ov: &Overrides) -> Result<Config, Co
         (Service::Connect, raw.services.connect),
         (Service::Clickhouse, raw.services.clickhouse),
     ];
-    for (service, raw) in raw_services {
+    for (service, mut raw) in raw_services {
+        if external {
+            // The endpoint's settings were read above; the containers keep defaults.
+            raw = RawService::default();
+        }
         let memory = match raw.memory {
             Some(text) => Some(parse_memory(&text).ok_or_else(|| {
                 invalid(format!(
@@ -302,6 +377,7 @@ fn validate(raw: RawConfig, source: String, ov: &Overrides) -> Result<Config, Co
     Ok(Config {
         source,
         stack,
+        runtime,
         ready_timeout,
         state_dir,
         pipeline_files: raw.pipeline.files,

@@ -12,6 +12,8 @@ mod commands;
 mod config;
 mod dashboard;
 mod docker;
+mod endpoints;
+mod external;
 mod generate;
 mod migrate;
 mod pipeline;
@@ -34,6 +36,7 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = cli::Cli::parse();
+    clients::tls::install_provider();
     let level = match cli.verbose {
         0 => "warn",
         1 => "findemo=debug,info",

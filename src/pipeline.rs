@@ -20,11 +20,11 @@ use crate::clients::connect::{ConnectClient, ConnectError};
 use crate::clients::kafka::{self, KafkaError, TopicLag};
 use crate::clients::postgres::{self, PgError};
 use crate::config::Config;
+use crate::endpoints::{Endpoints, KafkaEndpoint};
 use crate::migrate::{self, MigrateError, Migration, PipelineFiles};
 use crate::progress::Printer;
-use crate::service::{Service, KAFKA_INTERNAL_PORT};
+use crate::service::Service;
 use crate::stack::{Stack, StackError};
-use crate::state::Credentials;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -119,21 +119,16 @@ const LAG_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Every ClickHouse consumer group's lag on its topic, in [`TABLES`] order, read
 /// concurrently (each on its own blocking thread).
-pub async fn consumer_lags(config: &Config) -> Vec<TopicHealth> {
-    let addr = kafka::host_addr(config);
-    let stack = &config.stack;
-    let reads = TABLES.map(|table| {
-        let addr = &addr;
-        async move {
-            let lag = kafka::group_lag(
-                addr,
-                &clickhouse_group(stack, table),
-                &topic_name(stack, table),
-                LAG_TIMEOUT,
-            )
-            .await;
-            TopicHealth::of(table, stack, lag)
-        }
+pub async fn consumer_lags(stack: &str, broker: &KafkaEndpoint) -> Vec<TopicHealth> {
+    let reads = TABLES.map(|table| async move {
+        let lag = kafka::group_lag(
+            broker,
+            &clickhouse_group(stack, table),
+            &topic_name(stack, table),
+            LAG_TIMEOUT,
+        )
+        .await;
+        TopicHealth::of(table, stack, lag)
     });
     futures_util::future::join_all(reads).await
 }
@@ -184,13 +179,40 @@ pub struct Plan {
 
 pub struct Pipeline<'a> {
     pub config: &'a Config,
-    pub creds: &'a Credentials,
+    pub endpoints: &'a Endpoints,
     pub files: &'a PipelineFiles,
     pub printer: &'a Printer,
     /// The containers, when findemo runs them: what lets it restart ClickHouse.
     pub stack: Option<&'a Stack<'a>>,
     /// Stalls undone so far (a connector task or ClickHouse restarted).
     pub repairs: Cell<u32>,
+}
+
+/// The publication `sql/postgres/` creates and the connector reads.
+pub const PUBLICATION: &str = "findemo_cdc";
+
+/// Drops a replication slot if it exists, waiting (up to 10 s) while the connector's
+/// task lets go of it.
+pub async fn drop_slot(pg: &tokio_postgres::Client, slot: &str) -> Result<(), PgError> {
+    let mut attempts = 0;
+    loop {
+        let result = pg
+            .execute(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots \
+                 WHERE slot_name = $1",
+                &[&slot],
+            )
+            .await;
+        match result {
+            Ok(_) => return Ok(()),
+            // The slot is in use (55006) until the task has let go of it.
+            Err(e) if e.code().is_some_and(|c| c.code() == "55006") && attempts < 50 => {
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => return Err(postgres::query_err(format!("drop replication slot {slot}"))(e)),
+        }
+    }
 }
 
 /// The stack's Debezium connector.
@@ -207,7 +229,7 @@ pub fn slot_name(stack: &str) -> String {
 /// no files, so a broken `pipeline.files` folder hides nothing.
 pub struct Deployed<'a> {
     pub config: &'a Config,
-    pub creds: &'a Credentials,
+    pub endpoints: &'a Endpoints,
 }
 
 impl Deployed<'_> {
@@ -220,11 +242,11 @@ impl Deployed<'_> {
     }
 
     fn clickhouse(&self) -> ClickHouse {
-        ClickHouse::new(self.config, self.creds)
+        ClickHouse::new(&self.endpoints.clickhouse)
     }
 
     fn connect(&self) -> ConnectClient {
-        ConnectClient::new(self.config.service(Service::Connect).port)
+        ConnectClient::new(&self.endpoints.connect)
     }
 
     /// The connector's state, slot lag, row counts per layer and freshness. Nothing
@@ -239,7 +261,7 @@ impl Deployed<'_> {
             Ok(None) => ("not registered".to_string(), Vec::new()),
             Err(err) => (format!("unknown ({err})"), Vec::new()),
         };
-        let pg = postgres::connect(self.config, self.creds).await.ok();
+        let pg = postgres::connect(&self.endpoints.postgres).await.ok();
         let ch = self.clickhouse();
         let slot_lag_bytes = match &pg {
             Some(pg) => pg
@@ -283,7 +305,7 @@ impl Deployed<'_> {
                 .map(|row| row.get::<_, i64>(0)),
             None => None,
         };
-        let topics = consumer_lags(self.config).await;
+        let topics = consumer_lags(&self.config.stack, &self.endpoints.kafka).await;
         let freshness_secs = ch
             .exec(
                 "SELECT if(count() = 0, '', toString(toUnixTimestamp(now()) * 1000 - max(source_ts_ms))) \
@@ -309,32 +331,9 @@ impl Deployed<'_> {
     /// offsets and WAL). Each step is skipped when its service is not there.
     pub async fn remove(&self) -> Result<(), PipelineError> {
         self.connect().delete(&self.connector_name()).await?;
-        let pg = postgres::connect(self.config, self.creds).await?;
-        let slot = self.slot_name();
-        // The slot is in use (55006) until the connector's task has let go of it.
-        let mut attempts = 0;
-        loop {
-            let result = pg
-                .execute(
-                    "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots \
-                     WHERE slot_name = $1",
-                    &[&slot],
-                )
-                .await;
-            match result {
-                Ok(_) => break,
-                Err(e) if e.code().is_some_and(|c| c.code() == "55006") && attempts < 50 => {
-                    attempts += 1;
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-                Err(e) => {
-                    return Err(
-                        postgres::query_err(format!("drop replication slot {slot}"))(e).into(),
-                    )
-                }
-            }
-        }
-        pg.batch_execute("DROP PUBLICATION IF EXISTS findemo_cdc")
+        let pg = postgres::connect(&self.endpoints.postgres).await?;
+        drop_slot(&pg, &self.slot_name()).await?;
+        pg.batch_execute(&format!("DROP PUBLICATION IF EXISTS {PUBLICATION}"))
             .await
             .map_err(postgres::query_err("drop publication"))?;
         Ok(())
@@ -345,7 +344,7 @@ impl Pipeline<'_> {
     fn deployed(&self) -> Deployed<'_> {
         Deployed {
             config: self.config,
-            creds: self.creds,
+            endpoints: self.endpoints,
         }
     }
 
@@ -376,16 +375,27 @@ impl Pipeline<'_> {
     pub fn connector_config(&self) -> Result<Map<String, Value>, PipelineError> {
         let file = &self.files.connector;
         let slot = self.slot_name();
-        let text = migrate::render(
-            &file.path,
-            &file.sql,
-            &[
-                ("postgres_user", self.creds.postgres_user.as_str()),
-                ("topic_prefix", self.config.stack.as_str()),
-                ("slot_name", slot.as_str()),
-                ("table_include_list", catalogue::include_list().as_str()),
-            ],
-        )?;
+        let pg = &self.endpoints.postgres;
+        // Values go into JSON strings: escaped as JSON, so any password fits.
+        let vars = [
+            ("postgres_host", pg.internal_host.clone()),
+            ("postgres_port", pg.internal_port.to_string()),
+            ("postgres_db", pg.database.clone()),
+            ("postgres_user", pg.user.clone()),
+            (
+                "postgres_password",
+                pg.connector_password.expose().to_string(),
+            ),
+            ("topic_prefix", self.config.stack.clone()),
+            ("slot_name", slot),
+            ("table_include_list", catalogue::include_list()),
+        ]
+        .map(|(k, v)| {
+            let quoted = Value::String(v).to_string();
+            (k, quoted[1..quoted.len() - 1].to_string())
+        });
+        let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let text = migrate::render(&file.path, &file.sql, &vars)?;
         let bad = |reason: String| PipelineError::ConnectorFile {
             path: file.path.clone(),
             reason,
@@ -421,7 +431,7 @@ impl Pipeline<'_> {
             kafka_settings += ",\n    kafka_flush_interval_ms = 250";
         }
         vec![
-            ("kafka_broker", format!("kafka:{KAFKA_INTERNAL_PORT}")),
+            ("kafka_broker", self.endpoints.kafka.internal.clone()),
             ("topic_prefix", self.config.stack.clone()),
             ("group_prefix", format!("{}-clickhouse", self.config.stack)),
             ("kafka_settings", kafka_settings),
@@ -430,7 +440,7 @@ impl Pipeline<'_> {
 
     /// What applying would change, without changing anything.
     pub async fn plan(&self) -> Result<Plan, PipelineError> {
-        let pg = postgres::connect(self.config, self.creds).await?;
+        let pg = postgres::connect(&self.endpoints.postgres).await?;
         let postgres = migrate::pending_in(&pg, &self.files.postgres).await?;
         let clickhouse = migrate::pending_in(&self.clickhouse(), &self.files.clickhouse).await?;
         let desired = self.connector_config()?;
@@ -454,7 +464,7 @@ impl Pipeline<'_> {
         let desired = self.connector_config()?;
         let mut changed = false;
 
-        let mut pg = postgres::connect(self.config, self.creds).await?;
+        let mut pg = postgres::connect(&self.endpoints.postgres).await?;
         for file in migrate::pending_in(&pg, &self.files.postgres).await? {
             let task = self
                 .printer
@@ -464,9 +474,12 @@ impl Pipeline<'_> {
             changed = true;
         }
 
-        let kafka_addr = kafka::host_addr(self.config);
-        let created =
-            kafka::create_topics(&kafka_addr, &self.topics(), Duration::from_secs(30)).await?;
+        let created = kafka::create_topics(
+            &self.endpoints.kafka,
+            &self.topics(),
+            Duration::from_secs(30),
+        )
+        .await?;
         if !created.is_empty() {
             self.printer
                 .line(format!("{:<11} created {} topics", "kafka", created.len()));
@@ -519,7 +532,7 @@ impl Pipeline<'_> {
         let task = self
             .printer
             .task("canary", "writing a change to PostgreSQL");
-        let mut pg = postgres::connect(self.config, self.creds).await?;
+        let mut pg = postgres::connect(&self.endpoints.postgres).await?;
         let lsn = write_canary(&mut pg, &token)
             .await
             .map_err(postgres::query_err("write the canary row"))?;
@@ -584,7 +597,7 @@ impl Pipeline<'_> {
         let mut watches: Vec<GroupWatch> = Vec::new();
         let mut restarts = 0;
         loop {
-            let lags = consumer_lags(self.config).await;
+            let lags = consumer_lags(&self.config.stack, &self.endpoints.kafka).await;
             if let Some(failed) = lags.iter().find(|t| t.error.is_some()) {
                 let why = failed.error.clone().unwrap_or_default();
                 task.done(&format!("lag unknown: {why}"));

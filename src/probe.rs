@@ -1,11 +1,13 @@
 //! Readiness: how findemo knows a service can do its job, asked at the protocol level
-//! through the published port (an open port is not readiness).
+//! at the service's endpoint (an open port is not readiness).
 
 use std::time::Duration;
 
 use crate::clients::clickhouse::{ChError, ClickHouse};
 use crate::clients::connect::ConnectClient;
 use crate::clients::{kafka, postgres};
+use crate::endpoints::{ClickHouseEndpoint, ConnectEndpoint, Endpoints, KafkaEndpoint, PgEndpoint};
+use crate::service::{Service, DEBEZIUM_POSTGRES_CLASS};
 
 /// Why a probe failed: not ready yet (keep waiting), or refused for good (waiting
 /// cannot help, e.g. wrong credentials).
@@ -36,24 +38,26 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
 #[derive(Debug, Clone)]
 pub enum WaitFor {
     /// PostgreSQL accepts the stack's credentials and answers a query.
-    Postgres {
-        port: u16,
-        user: String,
-        password: String,
-    },
+    Postgres(PgEndpoint),
     /// The Kafka broker answers a metadata request.
-    KafkaMetadata { port: u16 },
-    /// Kafka Connect's REST API answers and offers the connector class.
-    ConnectPlugin { port: u16, class: String },
+    KafkaMetadata(KafkaEndpoint),
+    /// Kafka Connect's REST API answers and offers the Debezium PostgreSQL connector.
+    ConnectPlugin(ConnectEndpoint),
     /// ClickHouse answers `/ping` and a query as the stack's user.
-    ClickHouse {
-        port: u16,
-        user: String,
-        password: String,
-    },
+    ClickHouse(ClickHouseEndpoint),
 }
 
 impl WaitFor {
+    /// How to tell that `service` at `endpoints` is ready for work.
+    pub fn of(service: Service, endpoints: &Endpoints) -> WaitFor {
+        match service {
+            Service::Postgres => WaitFor::Postgres(endpoints.postgres.clone()),
+            Service::Kafka => WaitFor::KafkaMetadata(endpoints.kafka.clone()),
+            Service::Connect => WaitFor::ConnectPlugin(endpoints.connect.clone()),
+            Service::Clickhouse => WaitFor::ClickHouse(endpoints.clickhouse.clone()),
+        }
+    }
+
     /// What is being waited for, in words.
     pub fn describe(&self) -> &'static str {
         match self {
@@ -76,21 +80,15 @@ impl WaitFor {
 
     async fn probe_once(&self) -> Result<String, NotReady> {
         match self {
-            WaitFor::Postgres {
-                port,
-                user,
-                password,
-            } => {
-                let client = postgres::open(*port, user, password, ATTEMPT_TIMEOUT)
-                    .await
-                    .map_err(|e| {
-                        // SQLSTATE class 28: the server is up and refuses these credentials.
-                        let refused = e.code().is_some_and(|c| c.code().starts_with("28"));
-                        match refused {
-                            true => NotReady::Refused(postgres::reason(&e)),
-                            false => NotReady::Yet(postgres::reason(&e)),
-                        }
-                    })?;
+            WaitFor::Postgres(ep) => {
+                let client = postgres::open(ep, ATTEMPT_TIMEOUT).await.map_err(|e| {
+                    // SQLSTATE class 28: the server is up and refuses these credentials.
+                    let refused = e.code().is_some_and(|c| c.code().starts_with("28"));
+                    match refused {
+                        true => NotReady::Refused(postgres::reason(&e)),
+                        false => NotReady::Yet(postgres::reason(&e)),
+                    }
+                })?;
                 let row = client
                     .query_one("SELECT current_setting('server_version')", &[])
                     .await
@@ -98,8 +96,8 @@ impl WaitFor {
                 let version: String = row.get(0);
                 Ok(format!("PostgreSQL {version}"))
             }
-            WaitFor::KafkaMetadata { port } => {
-                let brokers = kafka::metadata(&format!("127.0.0.1:{port}"), ATTEMPT_TIMEOUT)
+            WaitFor::KafkaMetadata(ep) => {
+                let brokers = kafka::metadata(ep, ATTEMPT_TIMEOUT)
                     .await
                     .map_err(|e| NotReady::Yet(e.to_string()))?;
                 let names: Vec<String> = brokers
@@ -108,22 +106,29 @@ impl WaitFor {
                     .collect();
                 Ok(format!("broker {}", names.join(", ")))
             }
-            WaitFor::ConnectPlugin { port, class } => {
-                let plugins = ConnectClient::new(*port).plugins().await?;
+            WaitFor::ConnectPlugin(ep) => {
+                let plugins = ConnectClient::new(ep).plugins().await?;
+                let class = DEBEZIUM_POSTGRES_CLASS;
+                // Connect loads its plugins before its REST API answers: waiting for
+                // one that is not listed cannot help.
                 plugins
                     .iter()
                     .find(|(c, _)| c == class)
                     .map(|(c, version)| format!("{c} {version}"))
                     .ok_or_else(|| {
-                        NotReady::Yet(format!("REST API is up but does not list {class}"))
+                        NotReady::Refused(format!(
+                            "its workers do not offer the Debezium PostgreSQL connector ({class}); \
+                             they list {}",
+                            plugins
+                                .iter()
+                                .map(|(c, _)| c.rsplit('.').next().unwrap_or(c))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ))
                     })
             }
-            WaitFor::ClickHouse {
-                port,
-                user,
-                password,
-            } => {
-                let ch = ClickHouse::at(*port, user, password, ATTEMPT_TIMEOUT);
+            WaitFor::ClickHouse(ep) => {
+                let ch = ClickHouse::at(ep, ATTEMPT_TIMEOUT);
                 let not_ready = |e: ChError| match e {
                     ChError::Refused { .. } => NotReady::Refused(e.to_string()),
                     ChError::Connect { reason, .. } => NotReady::Yet(reason),

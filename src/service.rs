@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use crate::config::Config;
 use crate::docker::{Labels, ServiceSpec};
-use crate::probe::WaitFor;
 use crate::state::Credentials;
 
 /// Port the Kafka broker listens on inside the network (`kafka:29092`).
@@ -265,28 +264,6 @@ impl Service {
             nofile,
             files,
             labels: Labels::service(stack, self.name()),
-        }
-    }
-
-    /// How to tell, from the host, that the service is ready for work.
-    pub fn wait_for(self, config: &Config, creds: &Credentials) -> WaitFor {
-        let port = config.service(self).port;
-        match self {
-            Service::Postgres => WaitFor::Postgres {
-                port,
-                user: creds.postgres_user.clone(),
-                password: creds.postgres_password.clone(),
-            },
-            Service::Kafka => WaitFor::KafkaMetadata { port },
-            Service::Connect => WaitFor::ConnectPlugin {
-                port,
-                class: DEBEZIUM_POSTGRES_CLASS.to_string(),
-            },
-            Service::Clickhouse => WaitFor::ClickHouse {
-                port,
-                user: creds.clickhouse_user.clone(),
-                password: creds.clickhouse_password.clone(),
-            },
         }
     }
 }

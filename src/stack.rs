@@ -6,6 +6,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::Config;
 use crate::docker::{ContainerStatus, DockerError, Engine, ServiceSpec};
+use crate::endpoints::Endpoints;
 use crate::probe::{NotReady, WaitFor};
 use crate::progress::{Printer, Task};
 use crate::retry::{Backoff, Limit};
@@ -98,6 +99,8 @@ pub struct Stack<'a> {
     pub engine: &'a Engine,
     pub config: &'a Config,
     pub creds: &'a Credentials,
+    /// The services as findemo reaches them: [`Endpoints::docker`] of `config` and `creds`.
+    pub endpoints: &'a Endpoints,
     pub printer: &'a Printer,
 }
 
@@ -138,7 +141,7 @@ impl Stack<'_> {
             task.message("starting");
             self.engine.start(&spec.container).await?;
         }
-        let wait = service.wait_for(self.config, self.creds);
+        let wait = WaitFor::of(service, self.endpoints);
         task.message(&format!("waiting for {}", wait.describe()));
         match self.wait_ready(service, &spec, &wait).await {
             Ok(detail) => {

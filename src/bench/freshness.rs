@@ -28,9 +28,9 @@ use crate::clients::clickhouse::ClickHouse;
 use crate::clients::kafka::TopicEnd;
 use crate::clients::postgres;
 use crate::config::Config;
+use crate::endpoints::Endpoints;
 use crate::generate::{Session, Stats};
 use crate::progress::Printer;
-use crate::state::Credentials;
 
 /// Time between probes.
 pub const PROBE_EVERY: Duration = Duration::from_millis(500);
@@ -147,7 +147,7 @@ pub fn summarise(probes: &[Probe]) -> [Option<Summary>; 3] {
 /// Generates at `rate` while probing for `duration`; see the module's comment.
 pub async fn run(
     config: &Config,
-    creds: &Credentials,
+    endpoints: &Endpoints,
     printer: &Printer,
     rate: u32,
     duration: Duration,
@@ -158,10 +158,10 @@ pub async fn run(
     // The generator runs until the last probe is seen (or given up): every probe is
     // measured under load.
     plan.duration = None;
-    let session = Session::open(config, creds, plan).await?;
-    let pg = postgres::connect(config, creds).await?;
-    let ch = ClickHouse::new(config, creds);
-    let topic = topic_end(config, "findemo_canary").await?;
+    let session = Session::open(&endpoints.postgres, plan).await?;
+    let pg = postgres::connect(&endpoints.postgres).await?;
+    let ch = ClickHouse::new(&endpoints.clickhouse);
+    let topic = topic_end(config, &endpoints.kafka, "findemo_canary").await?;
 
     let stats = Stats::default();
     let observer = BenchObserver(printer);

@@ -16,9 +16,10 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::clients::clickhouse::ChError;
-use crate::clients::kafka::{self, KafkaError, TopicEnd};
+use crate::clients::kafka::{KafkaError, TopicEnd};
 use crate::clients::postgres::PgError;
 use crate::config::{Config, GeneratorFlags, Rate};
+use crate::endpoints::KafkaEndpoint;
 use crate::generate::{GenerateError, Observer, Plan};
 use crate::progress::Printer;
 
@@ -88,9 +89,13 @@ pub fn probe_token() -> String {
 pub const KAFKA_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A reader of the end offset of `table`'s topic on the stack's broker.
-pub async fn topic_end(config: &Config, table: &str) -> Result<TopicEnd, BenchError> {
+pub async fn topic_end(
+    config: &Config,
+    broker: &KafkaEndpoint,
+    table: &str,
+) -> Result<TopicEnd, BenchError> {
     let topic = crate::catalogue::topic_name(&config.stack, table);
-    Ok(TopicEnd::open(&kafka::host_addr(config), &topic, KAFKA_TIMEOUT).await?)
+    Ok(TopicEnd::open(broker, &topic, KAFKA_TIMEOUT).await?)
 }
 
 /// The generator's retries and notices, as progress lines.

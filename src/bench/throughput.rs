@@ -32,10 +32,9 @@ use crate::clients::clickhouse::ClickHouse;
 use crate::clients::kafka::TopicEnd;
 use crate::clients::{kafka, postgres};
 use crate::config::Config;
+use crate::endpoints::Endpoints;
 use crate::generate::{Session, Stats};
 use crate::progress::Printer;
-use crate::service::Service;
-use crate::state::Credentials;
 
 /// Input at the step's rate a backlog may grow by between the halves of a step.
 pub const SLACK: Duration = Duration::from_secs(2);
@@ -196,6 +195,7 @@ struct Baseline {
 /// What findemo reads once a second.
 struct Readers<'a> {
     config: &'a Config,
+    endpoints: &'a Endpoints,
     ch: ClickHouse,
     pg: tokio_postgres::Client,
     topic: TopicEnd,
@@ -221,9 +221,8 @@ impl Readers<'_> {
 
     async fn consumer_lag(&self) -> Result<i64, BenchError> {
         let stack = &self.config.stack;
-        let addr = format!("127.0.0.1:{}", self.config.service(Service::Kafka).port);
         let lag = kafka::group_lag(
-            &addr,
+            &self.endpoints.kafka,
             &clickhouse_group(stack, "raw_transactions"),
             &topic_name(stack, "raw_transactions"),
             Duration::from_secs(5),
@@ -249,7 +248,7 @@ impl Readers<'_> {
 /// Steps the rate through `rates`, each for `duration`, until a step is not sustained.
 pub async fn run(
     config: &Config,
-    creds: &Credentials,
+    endpoints: &Endpoints,
     printer: &Printer,
     rates: &[u32],
     duration: Duration,
@@ -257,9 +256,10 @@ pub async fn run(
 ) -> Result<ThroughputReport, BenchError> {
     let readers = Readers {
         config,
-        ch: ClickHouse::new(config, creds),
-        pg: postgres::connect(config, creds).await?,
-        topic: topic_end(config, "raw_transactions").await?,
+        endpoints,
+        ch: ClickHouse::new(&endpoints.clickhouse),
+        pg: postgres::connect(&endpoints.postgres).await?,
+        topic: topic_end(config, &endpoints.kafka, "raw_transactions").await?,
         slot: crate::pipeline::slot_name(&config.stack),
     };
     let (kafka, landed) = tokio::try_join!(readers.kafka_end(), readers.landed())?;
@@ -280,7 +280,7 @@ pub async fn run(
             &format!("step {} tx/s", crate::progress::thousands(rate.into())),
         );
         let plan = generator_plan(config, f64::from(rate), duration, seed)?;
-        let session = Session::open(config, creds, plan).await?;
+        let session = Session::open(&endpoints.postgres, plan).await?;
         let stats = Stats::default();
         let observer = BenchObserver(printer);
         let (_keep, never) = watch::channel(false);

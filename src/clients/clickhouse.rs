@@ -8,10 +8,8 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
-use crate::config::Config;
+use crate::endpoints::ClickHouseEndpoint;
 use crate::migrate::MigrateError;
-use crate::service::Service;
-use crate::state::Credentials;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChError {
@@ -79,33 +77,28 @@ pub struct JsonStatistics {
 }
 
 impl ClickHouse {
-    pub fn new(config: &Config, creds: &Credentials) -> ClickHouse {
-        ClickHouse::at(
-            config.service(Service::Clickhouse).port,
-            &creds.clickhouse_user,
-            &creds.clickhouse_password,
-            Duration::from_secs(60),
-        )
+    pub fn new(ep: &ClickHouseEndpoint) -> ClickHouse {
+        ClickHouse::at(ep, Duration::from_secs(60))
     }
 
-    /// ClickHouse's HTTP interface on `port`, as `user`; a request gives up after
-    /// `timeout`.
-    pub fn at(port: u16, user: &str, password: &str, timeout: Duration) -> ClickHouse {
-        let base = format!("http://127.0.0.1:{port}/");
+    /// ClickHouse's HTTP interface at `ep`; a request gives up after `timeout`.
+    pub fn at(ep: &ClickHouseEndpoint, timeout: Duration) -> ClickHouse {
+        let base = format!("{}/", ep.url);
+        let password = ep.password.expose();
         ClickHouse {
             http: reqwest::Client::builder()
                 .timeout(timeout)
                 .build()
                 .unwrap_or_default(),
             typed: clickhouse::Client::default()
-                .with_url(base.trim_end_matches('/'))
-                .with_user(user)
+                .with_url(&ep.url)
+                .with_user(&ep.user)
                 .with_password(password)
                 .with_validation(false)
                 // What the dashboard reads shows in system.query_log (bench/dashboard.sh).
                 .with_setting("log_queries", "1"),
             base,
-            user: user.to_string(),
+            user: ep.user.clone(),
             password: password.to_string(),
         }
     }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use crate::endpoints::ConnectEndpoint;
 use crate::retry::{Backoff, Limit};
 
 #[derive(Debug, thiserror::Error)]
@@ -66,13 +67,25 @@ pub struct ConnectClient {
 const ATTEMPTS: u32 = 12;
 
 impl ConnectClient {
-    pub fn new(port: u16) -> ConnectClient {
+    pub fn new(ep: &ConnectEndpoint) -> ConnectClient {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some((user, password)) = &ep.auth {
+            use base64::Engine;
+            let token = base64::engine::general_purpose::STANDARD
+                .encode(format!("{user}:{}", password.expose()));
+            if let Ok(mut value) = reqwest::header::HeaderValue::from_str(&format!("Basic {token}"))
+            {
+                value.set_sensitive(true);
+                headers.insert(reqwest::header::AUTHORIZATION, value);
+            }
+        }
         ConnectClient {
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
+                .default_headers(headers)
                 .build()
                 .unwrap_or_default(),
-            base: format!("http://127.0.0.1:{port}"),
+            base: ep.url.clone(),
         }
     }
 
@@ -195,6 +208,25 @@ impl ConnectClient {
             .await
             .map_err(failed)?;
         Ok(plugins.into_iter().map(|p| (p.class, p.version)).collect())
+    }
+
+    /// Stops the connector and its tasks, keeping its configuration (KIP-875).
+    pub async fn stop(&self, name: &str) -> Result<(), ConnectError> {
+        let url = format!("{}/connectors/{name}/stop", self.base);
+        self.send(&format!("stop {name}"), || self.http.put(&url))
+            .await?;
+        Ok(())
+    }
+
+    /// Forgets the positions a stopped connector committed (KIP-875), so a connector
+    /// registered again under its name starts afresh.
+    pub async fn delete_offsets(&self, name: &str) -> Result<(), ConnectError> {
+        let url = format!("{}/connectors/{name}/offsets", self.base);
+        self.send(&format!("DELETE offsets of {name}"), || {
+            self.http.delete(&url)
+        })
+        .await?;
+        Ok(())
     }
 
     /// Deletes the connector; nothing to do if it does not exist.

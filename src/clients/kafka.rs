@@ -1,7 +1,8 @@
 //! Kafka, through librdkafka (the `rdkafka` crate): the only code that talks to the
-//! broker. Three calls: a metadata request (the readiness probe: a broker answers it
-//! only once it can serve clients), topic creation with the admin client, and a
-//! consumer group's lag read from outside the group.
+//! broker: a metadata request (the readiness probe: a broker answers it only once it
+//! can serve clients), topics' partition counts, topic creation and deletion (and
+//! consumer groups') with the admin client, and a consumer group's lag read from
+//! outside the group.
 //!
 //! librdkafka's calls block, so each runs on tokio's blocking pool, never on an async
 //! worker. Lag is read as a non-member: a consumer with the group's `group.id` that
@@ -20,6 +21,8 @@ use rdkafka::error::KafkaError as RdError;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
+
+use crate::endpoints::KafkaEndpoint;
 
 const CLIENT_ID: &str = "findemo";
 
@@ -60,25 +63,25 @@ pub struct Broker {
     pub port: i32,
 }
 
-/// The stack's broker as the host reaches it: its published port on loopback.
-pub fn host_addr(config: &crate::config::Config) -> String {
-    format!(
-        "127.0.0.1:{}",
-        config.service(crate::service::Service::Kafka).port
-    )
-}
-
-/// A client configuration for the broker at `addr` (`127.0.0.1:PORT`).
-fn config(addr: &str, timeout: Duration) -> ClientConfig {
+/// A client configuration for the brokers at `ep`.
+fn config(ep: &KafkaEndpoint, timeout: Duration) -> ClientConfig {
     let ms = timeout.as_millis().clamp(10, i32::MAX as u128).to_string();
     let mut config = ClientConfig::new();
     config
-        .set("bootstrap.servers", addr)
+        .set("bootstrap.servers", &ep.bootstrap)
         .set("client.id", CLIENT_ID)
-        // The host listener is advertised as localhost: stay on IPv4, as published.
-        .set("broker.address.family", "v4")
+        .set("security.protocol", &ep.security_protocol)
         .set("socket.timeout.ms", &ms)
         .set("socket.connection.setup.timeout.ms", &ms);
+    if ep.ipv4_only {
+        config.set("broker.address.family", "v4");
+    }
+    if let Some((mechanism, user, password)) = &ep.sasl {
+        config
+            .set("sasl.mechanism", mechanism)
+            .set("sasl.username", user)
+            .set("sasl.password", password.expose());
+    }
     config
 }
 
@@ -101,11 +104,11 @@ fn client_err(addr: &str, what: impl Into<String>) -> impl FnOnce(RdError) -> Ka
     }
 }
 
-/// Asks the broker at `addr` for cluster metadata and returns its brokers.
-pub async fn metadata(addr: &str, timeout: Duration) -> Result<Vec<Broker>, KafkaError> {
-    let addr = addr.to_string();
+/// Asks the brokers at `ep` for cluster metadata and returns its brokers.
+pub async fn metadata(ep: &KafkaEndpoint, timeout: Duration) -> Result<Vec<Broker>, KafkaError> {
+    let (ep, addr) = (ep.clone(), ep.bootstrap.clone());
     blocking("a metadata request".into(), move || {
-        let consumer: BaseConsumer = config(&addr, timeout)
+        let consumer: BaseConsumer = config(&ep, timeout)
             .create()
             .map_err(client_err(&addr, "create a client"))?;
         let metadata = consumer
@@ -135,16 +138,16 @@ pub async fn metadata(addr: &str, timeout: Duration) -> Result<Vec<Broker>, Kafk
 /// Creates each topic (one partition, replication factor 1) unless it exists.
 /// Returns the names it created.
 pub async fn create_topics(
-    addr: &str,
+    ep: &KafkaEndpoint,
     topics: &[String],
     timeout: Duration,
 ) -> Result<Vec<String>, KafkaError> {
-    let (addr, topics) = (addr.to_string(), topics.to_vec());
+    let (ep, addr, topics) = (ep.clone(), ep.bootstrap.clone(), topics.to_vec());
     let runtime = tokio::runtime::Handle::current();
     // Creating and dropping the admin client start and join its threads: off the
     // async workers too, with the request's future driven from there.
     let results = blocking("create topics".into(), move || {
-        let admin: AdminClient<DefaultClientContext> = config(&addr, timeout)
+        let admin: AdminClient<DefaultClientContext> = config(&ep, timeout)
             .create()
             .map_err(client_err(&addr, "create an admin client"))?;
         let new: Vec<NewTopic> = topics
@@ -175,6 +178,90 @@ pub async fn create_topics(
         }
     }
     Ok(created)
+}
+
+/// Each topic's partition count, `None` for a topic the brokers do not have.
+pub async fn partition_counts(
+    ep: &KafkaEndpoint,
+    topics: &[String],
+    timeout: Duration,
+) -> Result<Vec<(String, Option<usize>)>, KafkaError> {
+    let (ep, addr, topics) = (ep.clone(), ep.bootstrap.clone(), topics.to_vec());
+    blocking("describe topics".into(), move || {
+        let consumer: BaseConsumer = config(&ep, timeout)
+            .create()
+            .map_err(client_err(&addr, "create a client"))?;
+        let metadata = consumer
+            .fetch_metadata(None, timeout)
+            .map_err(client_err(&addr, "metadata request"))?;
+        Ok(topics
+            .into_iter()
+            .map(|name| {
+                let count = metadata
+                    .topics()
+                    .iter()
+                    .find(|t| t.name() == name && t.error().is_none())
+                    .map(|t| t.partitions().len());
+                (name, count)
+            })
+            .collect())
+    })
+    .await
+}
+
+/// What the admin client can delete: topics, or consumer groups.
+#[derive(Debug, Clone, Copy)]
+pub enum Deletable {
+    Topics,
+    Groups,
+}
+
+/// Deletes topics or consumer groups; one already gone is no error. Returns the names
+/// the brokers refused, with why.
+pub async fn delete(
+    ep: &KafkaEndpoint,
+    kind: Deletable,
+    names: &[String],
+    timeout: Duration,
+) -> Result<Vec<(String, RDKafkaErrorCode)>, KafkaError> {
+    let (ep, addr, names) = (ep.clone(), ep.bootstrap.clone(), names.to_vec());
+    let runtime = tokio::runtime::Handle::current();
+    blocking(format!("delete {kind:?}"), move || {
+        let admin: AdminClient<DefaultClientContext> = config(&ep, timeout)
+            .create()
+            .map_err(client_err(&addr, "create an admin client"))?;
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let options = AdminOptions::new()
+            .request_timeout(Some(timeout))
+            .operation_timeout(Some(timeout));
+        let results = runtime.block_on(async {
+            let request = async {
+                match kind {
+                    Deletable::Topics => admin.delete_topics(&refs, &options).await,
+                    Deletable::Groups => admin.delete_groups(&refs, &options).await,
+                }
+            };
+            tokio::time::timeout(timeout, request)
+                .await
+                .map_err(|_| KafkaError::Timeout {
+                    addr: addr.clone(),
+                    what: "delete",
+                    timeout,
+                })?
+                .map_err(client_err(&addr, format!("delete {kind:?}")))
+        })?;
+        Ok(results
+            .into_iter()
+            .filter_map(Result::err)
+            .filter(|(_, code)| {
+                !matches!(
+                    code,
+                    RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::GroupIdNotFound
+                )
+            })
+            .collect())
+    })
+    .await
 }
 
 /// One partition's end and a group's position in it.
@@ -226,14 +313,15 @@ pub fn topic_lag(topic: &str, group: &str, partitions: Vec<PartitionLag>) -> Top
 
 /// How far consumer group `group` is behind on `topic`, read without joining it.
 pub async fn group_lag(
-    addr: &str,
+    ep: &KafkaEndpoint,
     group: &str,
     topic: &str,
     timeout: Duration,
 ) -> Result<TopicLag, KafkaError> {
-    let (addr, group, topic) = (addr.to_string(), group.to_string(), topic.to_string());
+    let (ep, addr) = (ep.clone(), ep.bootstrap.clone());
+    let (group, topic) = (group.to_string(), topic.to_string());
     blocking(format!("the lag of group {group}"), move || {
-        let consumer: BaseConsumer = config(&addr, timeout)
+        let consumer: BaseConsumer = config(&ep, timeout)
             .set("group.id", &group)
             .set("enable.auto.commit", "false")
             .create()
@@ -309,11 +397,15 @@ pub struct TopicEnd {
 }
 
 impl TopicEnd {
-    /// A reader of `topic` on the broker at `addr`; an error if the topic is missing.
-    pub async fn open(addr: &str, topic: &str, timeout: Duration) -> Result<TopicEnd, KafkaError> {
-        let (addr, topic) = (addr.to_string(), topic.to_string());
+    /// A reader of `topic` on the brokers at `ep`; an error if the topic is missing.
+    pub async fn open(
+        ep: &KafkaEndpoint,
+        topic: &str,
+        timeout: Duration,
+    ) -> Result<TopicEnd, KafkaError> {
+        let (ep, addr, topic) = (ep.clone(), ep.bootstrap.clone(), topic.to_string());
         blocking(format!("the partitions of {topic}"), move || {
-            let consumer: BaseConsumer = config(&addr, timeout)
+            let consumer: BaseConsumer = config(&ep, timeout)
                 .create()
                 .map_err(client_err(&addr, "create a client"))?;
             let partitions = partition_ids(&consumer, &addr, &topic, timeout)?;

@@ -6,6 +6,7 @@ pub mod clickhouse;
 pub mod connect;
 pub mod kafka;
 pub mod postgres;
+pub mod tls;
 
 /// An HTTP client error with its causes ("error sending request" alone says little),
 /// without the URL, which the caller names.

@@ -4,12 +4,11 @@
 
 use std::time::Duration;
 
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
-use crate::config::Config;
+use crate::config::SslMode;
+use crate::endpoints::PgEndpoint;
 use crate::migrate::MigrateError;
-use crate::service::{Service, POSTGRES_DB};
-use crate::state::Credentials;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PgError {
@@ -30,40 +29,33 @@ pub enum PgError {
     Migrate(#[from] MigrateError),
 }
 
-/// Connects to the stack's database; the connection runs on its own task.
-pub async fn connect(config: &Config, creds: &Credentials) -> Result<Client, PgError> {
-    let port = config.service(Service::Postgres).port;
-    open(
-        port,
-        &creds.postgres_user,
-        &creds.postgres_password,
-        Duration::from_secs(5),
-    )
-    .await
-    .map_err(|e| PgError::Connect {
-        endpoint: format!("127.0.0.1:{port}"),
-        reason: reason(&e),
-    })
+/// Connects to the pipeline's database; the connection runs on its own task.
+pub async fn connect(ep: &PgEndpoint) -> Result<Client, PgError> {
+    open(ep, Duration::from_secs(5))
+        .await
+        .map_err(|e| PgError::Connect {
+            endpoint: ep.address(),
+            reason: reason(&e),
+        })
 }
 
-/// Connects to the pipeline's database on `port` as `user`, giving up after
-/// `timeout`; the connection runs on its own task. The raw error, so that a caller
-/// can tell refused credentials (SQLSTATE class 28) from a server not up yet.
-pub async fn open(
-    port: u16,
-    user: &str,
-    password: &str,
-    timeout: Duration,
-) -> Result<Client, tokio_postgres::Error> {
+/// Connects to the pipeline's database, giving up after `timeout`; the connection runs
+/// on its own task. The raw error, so that a caller can tell refused credentials
+/// (SQLSTATE class 28) from a server not up yet.
+pub async fn open(ep: &PgEndpoint, timeout: Duration) -> Result<Client, tokio_postgres::Error> {
     let mut pg = tokio_postgres::Config::new();
-    pg.host("127.0.0.1")
-        .port(port)
-        .user(user)
-        .password(password)
-        .dbname(POSTGRES_DB)
+    pg.host(&ep.host)
+        .port(ep.port)
+        .user(&ep.user)
+        .password(ep.password.expose())
+        .dbname(&ep.database)
         .application_name("findemo")
-        .connect_timeout(timeout);
-    let (client, connection) = pg.connect(NoTls).await?;
+        .connect_timeout(timeout)
+        .ssl_mode(match ep.sslmode {
+            SslMode::Disable => tokio_postgres::config::SslMode::Disable,
+            SslMode::Require | SslMode::VerifyFull => tokio_postgres::config::SslMode::Require,
+        });
+    let (client, connection) = pg.connect(ep.tls.0.clone()).await?;
     tokio::spawn(async move {
         if let Err(err) = connection.await {
             tracing::debug!(%err, "PostgreSQL connection ended");

@@ -22,10 +22,10 @@ pub async fn run(args: BenchArgs, ctx: &Ctx) -> Result<ExitCode, CommandError> {
 }
 
 async fn run_freshness(args: FreshnessArgs, ctx: &Ctx) -> Result<ExitCode, CommandError> {
-    let creds = ctx.credentials()?;
+    let endpoints = ctx.endpoints()?;
     let report = freshness::run(
         &ctx.config,
-        &creds,
+        &endpoints,
         &ctx.printer,
         args.rate,
         args.duration,
@@ -73,10 +73,10 @@ async fn run_throughput(args: ThroughputArgs, ctx: &Ctx) -> Result<ExitCode, Com
             args.start, args.max_rate
         )));
     }
-    let creds = ctx.credentials()?;
+    let endpoints = ctx.endpoints()?;
     let report = throughput::run(
         &ctx.config,
-        &creds,
+        &endpoints,
         &ctx.printer,
         &rates,
         args.step_duration,

@@ -7,11 +7,12 @@ use crate::app::Ctx;
 use crate::cli::DashboardArgs;
 use crate::commands::CommandError;
 use crate::dashboard;
+use crate::probe::WaitFor;
 use crate::service::Service;
 
 pub async fn run(args: DashboardArgs, ctx: &Ctx) -> Result<ExitCode, CommandError> {
     let config = &ctx.config;
-    let creds = ctx.credentials()?;
+    let endpoints = ctx.endpoints()?;
     if !args.bind.is_loopback() {
         ctx.printer.line(format!(
             "warning: listening on {}: anyone who can reach this machine can read the \
@@ -21,7 +22,7 @@ pub async fn run(args: DashboardArgs, ctx: &Ctx) -> Result<ExitCode, CommandErro
     }
     // Say what is down now; the page says it too, and recovers once `up` has run.
     let probes = Service::ALL.map(|service| {
-        let wait = service.wait_for(config, &creds);
+        let wait = WaitFor::of(service, &endpoints);
         async move { (service, wait.probe().await) }
     });
     for (service, probe) in futures_util::future::join_all(probes).await {
@@ -38,7 +39,7 @@ pub async fn run(args: DashboardArgs, ctx: &Ctx) -> Result<ExitCode, CommandErro
         let _ = tokio::signal::ctrl_c().await;
     };
     let open = args.open;
-    dashboard::serve(config.clone(), creds, addr, shutdown, |local| {
+    dashboard::serve(config.clone(), endpoints, addr, shutdown, |local| {
         let url = format!("http://{local}/");
         println!("findemo dashboard on {url} (Ctrl-C to stop)");
         if open {

@@ -1,14 +1,25 @@
-//! `findemo down`: stop the containers, keep every volume.
+//! `findemo down`: stop the containers, keep every volume (with `runtime: external`,
+//! nothing to stop).
 
 use std::process::ExitCode;
 
 use crate::app::Ctx;
 use crate::cli::DownArgs;
 use crate::commands::CommandError;
+use crate::config::Runtime;
 use crate::docker::Engine;
 use crate::service::Service;
 
 pub async fn run(args: DownArgs, ctx: &Ctx) -> Result<ExitCode, CommandError> {
+    if let Runtime::External(_) = ctx.config.runtime {
+        println!(
+            "Stack '{}' runs on external services (runtime: external): findemo started \
+             nothing there, so there is nothing to stop. The connector keeps streaming; \
+             `findemo reset` removes what findemo created.",
+            ctx.config.stack
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let engine = Engine::connect().await?;
     let grace = i32::try_from(args.grace).unwrap_or(i32::MAX);
     let mut stopped = 0;

@@ -17,9 +17,9 @@ use crate::app::Ctx;
 use crate::cli::GenerateArgs;
 use crate::commands::CommandError;
 use crate::config::{GeneratorFlags, Rate, WriteMethod};
+use crate::endpoints::PgEndpoint;
 use crate::generate::{self, Observer, Outcome, Plan, Session, Stats, Stop};
 use crate::progress::{thousands, Printer};
-use crate::state;
 
 /// How often the live line is redrawn, and a plain line printed without a terminal.
 const REDRAW: Duration = Duration::from_millis(250);
@@ -49,13 +49,7 @@ pub async fn run(args: GenerateArgs, ctx: &Ctx) -> Result<ExitCode, CommandError
         duration: args.duration,
         start_us: args.start,
     };
-    let creds = state::load(&ctx.credentials_path)?.ok_or_else(|| {
-        CommandError::Refused(format!(
-            "stack '{}' has no credentials ({} is missing): run `findemo up` first",
-            ctx.config.stack,
-            ctx.credentials_path.display()
-        ))
-    })?;
+    let endpoints = ctx.endpoints()?;
 
     // First Ctrl-C: stop after the batch in flight. Second: abort now.
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -75,14 +69,14 @@ pub async fn run(args: GenerateArgs, ctx: &Ctx) -> Result<ExitCode, CommandError
     });
 
     tokio::select! {
-        result = generate(plan, &creds, ctx, stop_rx) => result,
+        result = generate(plan, &endpoints.postgres, ctx, stop_rx) => result,
         Ok(()) = &mut abort_rx => Err(CommandError::Interrupted),
     }
 }
 
 async fn generate(
     plan: Plan,
-    creds: &state::Credentials,
+    pg: &PgEndpoint,
     ctx: &Ctx,
     stop: watch::Receiver<bool>,
 ) -> Result<ExitCode, CommandError> {
@@ -94,7 +88,7 @@ async fn generate(
     );
     let mut stopping = stop.clone();
     let session = tokio::select! {
-        session = Session::open(&ctx.config, creds, plan.clone()) => session?,
+        session = Session::open(pg, plan.clone()) => session?,
         _ = generate::stopped(&mut stopping) => return Err(CommandError::Interrupted),
     };
     let r = session.reference();

@@ -34,6 +34,10 @@ pub enum CommandError {
     #[error(transparent)]
     Generate(#[from] GenerateError),
     #[error(transparent)]
+    External(#[from] crate::external::ExternalError),
+    #[error(transparent)]
+    Endpoint(#[from] crate::endpoints::EndpointError),
+    #[error(transparent)]
     Bench(#[from] crate::bench::BenchError),
     #[error("{0}")]
     Refused(String),

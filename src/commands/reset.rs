@@ -1,4 +1,5 @@
-//! `findemo reset`: remove everything carrying the stack's label, and its credentials.
+//! `findemo reset`: remove everything carrying the stack's label, and its credentials;
+//! with `runtime: external`, exactly what findemo recorded creating on the services.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
@@ -7,12 +8,18 @@ use std::time::Duration;
 use crate::app::Ctx;
 use crate::cli::ResetArgs;
 use crate::commands::CommandError;
+use crate::config::Runtime;
 use crate::docker::Engine;
+use crate::endpoints::Endpoints;
+use crate::external;
 use crate::pipeline::Deployed;
 use crate::service::Service;
 use crate::state;
 
 pub async fn run(args: ResetArgs, ctx: &Ctx) -> Result<ExitCode, CommandError> {
+    if let Runtime::External(_) = ctx.config.runtime {
+        return on_external(args, ctx).await;
+    }
     let stack = &ctx.config.stack;
     let engine = Engine::connect().await?;
     let found = engine.labelled(stack).await?;
@@ -21,10 +28,14 @@ pub async fn run(args: ResetArgs, ctx: &Ctx) -> Result<ExitCode, CommandError> {
         return Ok(ExitCode::SUCCESS);
     }
     if !args.yes {
-        let (stack, counts) = (stack.clone(), found.counts());
-        tokio::task::spawn_blocking(move || confirm(&stack, counts))
-            .await
-            .map_err(|e| CommandError::Refused(format!("confirmation failed: {e}")))??;
+        let (containers, volumes, networks) = found.counts();
+        confirm(
+            stack,
+            vec![format!(
+                "{containers} containers, {volumes} volumes (all data), {networks} networks"
+            )],
+        )
+        .await?;
     }
 
     remove_pipeline(ctx, &engine).await;
@@ -73,9 +84,10 @@ async fn remove_pipeline(ctx: &Ctx, engine: &Engine) {
             return;
         }
     }
+    let endpoints = Endpoints::docker(&ctx.config, &creds);
     let pipeline = Deployed {
         config: &ctx.config,
-        creds: &creds,
+        endpoints: &endpoints,
     };
     let task = ctx
         .printer
@@ -87,21 +99,56 @@ async fn remove_pipeline(ctx: &Ctx, engine: &Engine) {
     }
 }
 
-/// Asks on the terminal; runs on a blocking thread so that Ctrl-C still ends findemo.
-fn confirm(
-    stack: &str,
-    (containers, volumes, networks): (usize, usize, usize),
-) -> Result<(), CommandError> {
+/// `runtime: external`: removes what findemo recorded creating, and nothing else.
+async fn on_external(args: ResetArgs, ctx: &Ctx) -> Result<ExitCode, CommandError> {
+    let stack = &ctx.config.stack;
+    let path = external::record_path(&ctx.config.state_dir, stack);
+    let mut record = external::load(&path)?;
+    if record.is_empty() {
+        println!(
+            "Stack '{stack}' has nothing to remove: findemo recorded creating nothing on its \
+             services ({} is absent).",
+            path.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let endpoints = ctx.endpoints()?;
+    let listed = record.describe();
+    if args.yes {
+        for line in &listed {
+            ctx.printer.line(format!("{:<11} {line}", "remove"));
+        }
+    } else {
+        confirm(stack, listed).await?;
+    }
+    external::remove(&path, &mut record, &endpoints, &ctx.printer).await?;
+    println!(
+        "Stack '{stack}' removed from its services: everything findemo created there, and \
+         nothing else. The services keep running."
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Lists what goes and asks for the stack's name on the terminal (on a blocking
+/// thread, so that Ctrl-C still ends findemo).
+async fn confirm(stack: &str, what: Vec<String>) -> Result<(), CommandError> {
+    let stack = stack.to_string();
+    tokio::task::spawn_blocking(move || ask(&stack, &what))
+        .await
+        .map_err(|e| CommandError::Refused(format!("confirmation failed: {e}")))?
+}
+
+fn ask(stack: &str, what: &[String]) -> Result<(), CommandError> {
     if !std::io::stdin().is_terminal() {
         return Err(CommandError::Refused(format!(
             "reset deletes all data of stack '{stack}'; pass --yes to confirm (stdin is not a terminal)"
         )));
     }
-    eprint!(
-        "This deletes stack '{stack}': {} containers, {} volumes (all data), {} networks.\n\
-         Type the stack name to confirm: ",
-        containers, volumes, networks
-    );
+    eprintln!("This deletes stack '{stack}':");
+    for line in what {
+        eprintln!("  {line}");
+    }
+    eprint!("Type the stack name to confirm: ");
     std::io::stderr().flush()?;
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;

@@ -19,8 +19,11 @@ use crate::cli::StatusArgs;
 use crate::clients::clickhouse::ClickHouse;
 use crate::clients::postgres;
 use crate::commands::CommandError;
+use crate::config::Runtime;
 use crate::docker::Engine;
+use crate::endpoints::Endpoints;
 use crate::pipeline::{per_sec, total, Deployed, Health};
+use crate::probe::WaitFor;
 use crate::service::Service;
 use crate::state;
 
@@ -30,7 +33,10 @@ struct Report {
     healthy: bool,
     /// The first stage, in the data's direction, that stops it: none when healthy.
     broken: Option<Broken>,
-    docker_host: String,
+    /// docker or external.
+    runtime: &'static str,
+    /// The Docker engine's address (Docker runtime).
+    docker_host: Option<String>,
     credentials_file: Option<String>,
     services: Vec<ServiceReport>,
     /// Present once every service is ready. Its `freshness_secs` is on
@@ -180,9 +186,13 @@ struct ServiceReport {
 }
 
 pub async fn run(args: StatusArgs, ctx: &Ctx) -> Result<ExitCode, CommandError> {
-    let engine = Engine::connect().await?;
+    let engine = match ctx.config.runtime {
+        Runtime::Docker => Some(Engine::connect().await?),
+        Runtime::External(_) => None,
+    };
+    let engine = engine.as_ref();
     if !args.watch {
-        let report = gather(ctx, &engine).await?;
+        let report = gather(ctx, engine).await?;
         show(&report, args.json, true)?;
         return Ok(if report.healthy {
             ExitCode::SUCCESS
@@ -194,7 +204,7 @@ pub async fn run(args: StatusArgs, ctx: &Ctx) -> Result<ExitCode, CommandError> 
     let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
     let mut before: Option<(Instant, Counters)> = None;
     loop {
-        let mut report = gather(ctx, &engine).await?;
+        let mut report = gather(ctx, engine).await?;
         let now = Instant::now();
         if let Some(health) = report.pipeline.as_mut() {
             let counters = Counters::of(health);
@@ -238,24 +248,36 @@ fn show(report: &Report, json: bool, pretty: bool) -> Result<(), CommandError> {
     Ok(())
 }
 
-/// Asks Docker, every service and the pipeline how they are.
-async fn gather(ctx: &Ctx, engine: &Engine) -> Result<Report, CommandError> {
+/// Asks Docker (when findemo runs the services), every service and the pipeline how
+/// they are.
+async fn gather(ctx: &Ctx, engine: Option<&Engine>) -> Result<Report, CommandError> {
     let config = &ctx.config;
-    let creds = state::load(&ctx.credentials_path)?;
+    // On Docker, a stack never brought up has no credentials yet: each running service
+    // then says so. Elsewhere a missing password is an error of the configuration.
+    let endpoints = match (&config.runtime, state::load(&ctx.credentials_path)?) {
+        (Runtime::Docker, None) => None,
+        _ => Some(ctx.endpoints()?),
+    };
 
     let reports = Service::ALL.map(|service| {
-        let creds = creds.as_ref();
+        let endpoints = endpoints.as_ref();
         async move {
-            let container = service.container_name(&config.stack);
-            let status = engine.inspect(&container).await?;
-            let (state, running) = match &status {
-                Some(s) => (s.state.clone(), s.running),
-                None => ("missing".to_string(), false),
+            let (container, image, state, running) = match engine {
+                Some(engine) => {
+                    let container = service.container_name(&config.stack);
+                    let (state, running) = match engine.inspect(&container).await? {
+                        Some(s) => (s.state.clone(), s.running),
+                        None => ("missing".to_string(), false),
+                    };
+                    let image = config.service(service).image.clone();
+                    (container, image, state, running)
+                }
+                None => (String::new(), String::new(), "external".to_string(), true),
             };
-            let (ready, detail) = match (running, creds) {
+            let (ready, detail) = match (running, endpoints) {
                 (false, _) => (false, "not running".to_string()),
                 (true, None) => (false, "no credentials file: run `findemo up`".to_string()),
-                (true, Some(creds)) => match service.wait_for(config, creds).probe().await {
+                (true, Some(endpoints)) => match WaitFor::of(service, endpoints).probe().await {
                     Ok(detail) => (true, detail),
                     Err(reason) => (false, reason.to_string()),
                 },
@@ -263,20 +285,23 @@ async fn gather(ctx: &Ctx, engine: &Engine) -> Result<Report, CommandError> {
             Ok::<_, CommandError>(ServiceReport {
                 name: service.name(),
                 container,
-                image: config.service(service).image.clone(),
+                image,
                 state,
                 ready,
-                endpoint: format!("127.0.0.1:{}", config.service(service).port),
+                endpoint: match endpoints {
+                    Some(endpoints) => endpoints.address(service),
+                    None => format!("127.0.0.1:{}", config.service(service).port),
+                },
                 detail,
             })
         }
     });
     let services = futures_util::future::try_join_all(reports).await?;
     let all_ready = services.iter().all(|s| s.ready);
-    let pipeline = match (&creds, all_ready) {
-        (Some(creds), true) => {
-            let mut health = Deployed { config, creds }.health().await;
-            health.freshness_secs = freshness_on_postgres_clock(ctx, creds).await;
+    let pipeline = match (&endpoints, all_ready) {
+        (Some(endpoints), true) => {
+            let mut health = Deployed { config, endpoints }.health().await;
+            health.freshness_secs = freshness_on_postgres_clock(endpoints).await;
             Some(health)
         }
         _ => None,
@@ -288,9 +313,12 @@ async fn gather(ctx: &Ctx, engine: &Engine) -> Result<Report, CommandError> {
         // as unhealthy as a stopped connector.
         healthy: broken.is_none() && pipeline.is_some(),
         broken,
-        docker_host: engine.host().to_string(),
-        credentials_file: creds
-            .is_some()
+        runtime: match engine {
+            Some(_) => "docker",
+            None => "external",
+        },
+        docker_host: engine.map(|e| e.host().to_string()),
+        credentials_file: (engine.is_some() && endpoints.is_some())
             .then(|| ctx.credentials_path.display().to_string()),
         services,
         pipeline,
@@ -306,8 +334,8 @@ const FRESHNESS_CLOCK: &str = "PostgreSQL's: its clock_timestamp() minus the com
 /// ends read on PostgreSQL's clock (see the module's comment); `None` when silver has
 /// none or a service cannot be asked. Silver is read first, so the figure includes the
 /// time between the two reads and is never too young.
-async fn freshness_on_postgres_clock(ctx: &Ctx, creds: &state::Credentials) -> Option<f64> {
-    let ch = ClickHouse::new(&ctx.config, creds);
+async fn freshness_on_postgres_clock(endpoints: &Endpoints) -> Option<f64> {
+    let ch = ClickHouse::new(&endpoints.clickhouse);
     let newest_ms: i64 = ch
         .exec("SELECT if(count() = 0, '', toString(max(source_ts_ms))) FROM silver.transactions")
         .await
@@ -315,7 +343,7 @@ async fn freshness_on_postgres_clock(ctx: &Ctx, creds: &state::Credentials) -> O
         .trim()
         .parse()
         .ok()?;
-    let pg = postgres::connect(&ctx.config, creds).await.ok()?;
+    let pg = postgres::connect(&endpoints.postgres).await.ok()?;
     let now_ms: i64 = pg
         .query_one(
             "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint",

@@ -9,13 +9,24 @@ use std::time::Instant;
 use crate::app::Ctx;
 use crate::cli::UpArgs;
 use crate::commands::CommandError;
+use crate::config::Runtime;
 use crate::docker::{Engine, Labels};
-use crate::pipeline::Pipeline;
+use crate::endpoints::Endpoints;
+use crate::external;
+use crate::pipeline::{Consumers, Pipeline, Plan};
 use crate::service::{network_name, Service};
 use crate::stack::{self, Action, Ready, Stack, StackError};
 use crate::state;
 
 pub async fn run(args: UpArgs, ctx: &Ctx) -> Result<ExitCode, CommandError> {
+    match ctx.config.runtime {
+        Runtime::Docker => on_docker(args, ctx).await,
+        Runtime::External(_) => on_external(args, ctx).await,
+    }
+}
+
+/// The Docker runtime: containers first, then the pipeline on them.
+async fn on_docker(args: UpArgs, ctx: &Ctx) -> Result<ExitCode, CommandError> {
     let started = Instant::now();
     let config = &ctx.config;
     let printer = &ctx.printer;
@@ -31,10 +42,12 @@ pub async fn run(args: UpArgs, ctx: &Ctx) -> Result<ExitCode, CommandError> {
         return dry_run(ctx, &engine, &files).await;
     }
     let creds = state::load_or_create(&ctx.credentials_path)?;
+    let endpoints = Endpoints::docker(config, &creds);
     let stack = Stack {
         engine: &engine,
         config,
         creds: &creds,
+        endpoints: &endpoints,
         printer,
     };
 
@@ -90,56 +103,164 @@ pub async fn run(args: UpArgs, ctx: &Ctx) -> Result<ExitCode, CommandError> {
 
     let pipeline = Pipeline {
         config,
-        creds: &creds,
+        endpoints: &endpoints,
         files: &files,
         printer,
         stack: Some(&stack),
         repairs: Cell::new(0),
     };
-    let pipeline_changed = pipeline.apply().await?;
-    let canary = pipeline.canary(config.canary_timeout).await?;
-    let consumers = pipeline.consumers().await?;
-
-    println!();
+    let flow = flow(&pipeline).await?;
     let untouched = ready.iter().all(|r| r.action == Action::AlreadyUp);
-    if !pipeline_changed && untouched && pipeline.repairs.get() == 0 {
-        println!(
-            "Stack '{}' is already up: all {} services ready and the pipeline in place, nothing to do.",
-            config.stack,
-            ready.len()
-        );
-    } else {
-        println!(
-            "Stack '{}' is up: {} services ready and the pipeline flowing in {:.1}s.",
-            config.stack,
-            ready.len(),
-            started.elapsed().as_secs_f64()
-        );
-    }
-    for r in &ready {
-        println!(
-            "  {:<11} 127.0.0.1:{:<6} {:>5.1}s  {}",
-            r.service.name(),
-            config.service(r.service).port,
-            r.took.as_secs_f64(),
-            r.detail
-        );
-    }
-    println!(
-        "A change in PostgreSQL reached ClickHouse silver in {:.1}s.",
-        canary.as_secs_f64()
-    );
-    println!("{}", consumers.summary());
+    let lines = ready
+        .iter()
+        .map(|r| {
+            format!(
+                "  {:<11} {:<16} {:>5.1}s  {}",
+                r.service.name(),
+                endpoints.address(r.service).trim_start_matches("http://"),
+                r.took.as_secs_f64(),
+                r.detail
+            )
+        })
+        .collect();
+    summarize(ctx, started, untouched && !flow.changed, lines, &flow);
     println!(
         "Credentials: {} (readable by you only)",
         ctx.credentials_path.display()
     );
+    next_steps(ctx);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The external runtime: each endpoint asked and checked before anything changes, then
+/// the pipeline, with what findemo creates recorded for `reset`.
+async fn on_external(args: UpArgs, ctx: &Ctx) -> Result<ExitCode, CommandError> {
+    let started = Instant::now();
+    let (config, printer) = (&ctx.config, &ctx.printer);
+    let files = ctx.pipeline_files()?;
+    printer.line(format!(
+        "Stack '{}' on external services (runtime: external, config: {})",
+        config.stack, config.source
+    ));
+    let endpoints = ctx.endpoints()?;
+    let reached = external::reach(&endpoints, printer).await?;
+    let record_path = external::record_path(&config.state_dir, &config.stack);
+    let mut record = external::load(&record_path)?;
+    external::preflight(&config.stack, &endpoints, &record).await?;
+    let pipeline = Pipeline {
+        config,
+        endpoints: &endpoints,
+        files: &files,
+        printer,
+        stack: None,
+        repairs: Cell::new(0),
+    };
+    if args.dry_run {
+        println!("Dry run: nothing is changed. Every service answers and can carry the pipeline.");
+        print_plan(&pipeline.plan().await?);
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    // Recorded before any change, so that an `up` cut short leaves nothing unrecorded.
+    let before = external::inventory(&config.stack, &endpoints).await;
+    external::merge(
+        &mut record,
+        &config.stack,
+        &before,
+        &external::candidates(&config.stack),
+    );
+    external::save(&record_path, &record)?;
+    let flow = flow(&pipeline).await;
+    let after = external::inventory(&config.stack, &endpoints).await;
+    external::merge(&mut record, &config.stack, &before, &after);
+    external::save(&record_path, &record)?;
+    let flow = flow?;
+
+    let lines = reached
+        .iter()
+        .map(|(service, detail)| {
+            format!(
+                "  {:<11} {}  {detail}",
+                service.name(),
+                endpoints.address(*service)
+            )
+        })
+        .collect();
+    summarize(ctx, started, !flow.changed, lines, &flow);
+    println!(
+        "What findemo created there is listed in {}; `findemo reset` removes that and nothing else.",
+        record_path.display()
+    );
+    next_steps(ctx);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What setting up the pipeline found.
+struct Flow {
+    /// Whether anything was applied, registered or repaired.
+    changed: bool,
+    canary: std::time::Duration,
+    consumers: Consumers,
+}
+
+/// Applies the pipeline, sends the canary through it and reads the consumers.
+async fn flow(pipeline: &Pipeline<'_>) -> Result<Flow, CommandError> {
+    let applied = pipeline.apply().await?;
+    let canary = pipeline.canary(pipeline.config.canary_timeout).await?;
+    let consumers = pipeline.consumers().await?;
+    Ok(Flow {
+        changed: applied || pipeline.repairs.get() > 0,
+        canary,
+        consumers,
+    })
+}
+
+fn summarize(ctx: &Ctx, started: Instant, nothing_done: bool, services: Vec<String>, flow: &Flow) {
+    let stack = &ctx.config.stack;
+    println!();
+    if nothing_done {
+        println!(
+            "Stack '{stack}' is already up: all {} services ready and the pipeline in place, nothing to do.",
+            services.len()
+        );
+    } else {
+        println!(
+            "Stack '{stack}' is up: {} services ready and the pipeline flowing in {:.1}s.",
+            services.len(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    for line in services {
+        println!("{line}");
+    }
+    println!(
+        "A change in PostgreSQL reached ClickHouse silver in {:.1}s.",
+        flow.canary.as_secs_f64()
+    );
+    println!("{}", flow.consumers.summary());
+}
+
+fn next_steps(ctx: &Ctx) {
     println!(
         "Next: `findemo generate` to write transactions, `findemo dashboard` to watch them \
          live on http://127.0.0.1:{}/",
-        config.dashboard_port
+        ctx.config.dashboard_port
     );
-    Ok(ExitCode::SUCCESS)
+}
+
+fn print_plan(plan: &Plan) {
+    for (db, list) in [
+        ("PostgreSQL", &plan.postgres),
+        ("ClickHouse", &plan.clickhouse),
+    ] {
+        if list.is_empty() {
+            println!("  {db}: every SQL file already applied");
+        }
+        for path in list {
+            println!("  {db}: would apply {path}");
+        }
+    }
+    println!("  connector: {}", plan.connector);
 }
 
 /// Says what `up` would do: which containers it would create or start, which SQL
@@ -163,33 +284,29 @@ async fn dry_run(
         println!("  {:<11} {container} {what}", service.name());
     }
     let creds = state::load(&ctx.credentials_path)?;
-    let (postgres, clickhouse, connector) = match (all_running, creds) {
+    let plan = match (all_running, creds) {
         (true, Some(creds)) => {
+            let endpoints = Endpoints::docker(config, &creds);
             let pipeline = Pipeline {
                 config,
-                creds: &creds,
+                endpoints: &endpoints,
                 files,
                 printer: &ctx.printer,
                 stack: None,
                 repairs: Cell::new(0),
             };
-            let plan = pipeline.plan().await?;
-            (plan.postgres, plan.clickhouse, plan.connector)
+            pipeline.plan().await?
         }
         _ => {
             let paths =
                 |f: &[crate::migrate::Migration]| f.iter().map(|m| m.path.clone()).collect();
-            (paths(&files.postgres), paths(&files.clickhouse), "register")
+            Plan {
+                postgres: paths(&files.postgres),
+                clickhouse: paths(&files.clickhouse),
+                connector: "register",
+            }
         }
     };
-    for (db, list) in [("PostgreSQL", postgres), ("ClickHouse", clickhouse)] {
-        if list.is_empty() {
-            println!("  {db}: every SQL file already applied");
-        }
-        for path in list {
-            println!("  {db}: would apply {path}");
-        }
-    }
-    println!("  connector: {connector}");
+    print_plan(&plan);
     Ok(ExitCode::SUCCESS)
 }

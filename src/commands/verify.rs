@@ -81,9 +81,9 @@ pub(crate) struct Report {
 
 pub async fn run(args: VerifyArgs, ctx: &Ctx) -> Result<ExitCode, CommandError> {
     let config = &ctx.config;
-    let creds = ctx.credentials()?;
-    let pg = postgres::connect(config, &creds).await?;
-    let ch = ClickHouse::new(config, &creds);
+    let endpoints = ctx.endpoints()?;
+    let pg = postgres::connect(&endpoints.postgres).await?;
+    let ch = ClickHouse::new(&endpoints.clickhouse);
 
     let started = Instant::now();
     let timeout = Duration::from_secs(args.timeout);

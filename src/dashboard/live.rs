@@ -24,9 +24,10 @@ use super::App;
 use crate::clients::clickhouse::{ChError, ClickHouse};
 use crate::clients::connect::ConnectClient;
 use crate::config::Config;
+use crate::endpoints::Endpoints;
 use crate::pipeline::{per_sec, TopicHealth};
+use crate::probe::WaitFor;
 use crate::service::Service;
-use crate::state::Credentials;
 
 const OVERVIEW_EVERY: Duration = Duration::from_secs(1);
 const PIPELINE_EVERY: Duration = Duration::from_secs(2);
@@ -43,7 +44,7 @@ impl Refreshers {
 }
 
 /// Starts the refreshers; returns the receivers pages subscribe to.
-pub fn start(config: &Config, creds: &Credentials, ch: &ClickHouse) -> Live {
+pub fn start(config: &Config, endpoints: &Endpoints, ch: &ClickHouse) -> Live {
     let (overview_tx, overview_rx) = watch::channel(Arc::<str>::from(""));
     let (index_tx, index_rx) = watch::channel(Arc::new(CountIndex::default()));
     let overview_tx = Arc::new(overview_tx);
@@ -58,7 +59,7 @@ pub fn start(config: &Config, creds: &Credentials, ch: &ClickHouse) -> Live {
     ));
     tasks.spawn(pipeline_loop(
         config.clone(),
-        creds.clone(),
+        endpoints.clone(),
         ch.clone(),
         services_tx,
         overview_tx,
@@ -504,13 +505,13 @@ async fn count(ch: &ClickHouse, sql: &str) -> Option<u64> {
 
 async fn pipeline_loop(
     config: Config,
-    creds: Credentials,
+    endpoints: Endpoints,
     ch: ClickHouse,
     services_tx: watch::Sender<Vec<ServiceState>>,
     overview_tx: Arc<watch::Sender<Arc<str>>>,
     tx: watch::Sender<Arc<str>>,
 ) {
-    let connect = ConnectClient::new(config.service(Service::Connect).port);
+    let connect = ConnectClient::new(&endpoints.connect);
     let connector = crate::pipeline::connector_name(&config.stack);
     let slot = crate::pipeline::slot_name(&config.stack);
     let mut before: Option<(Instant, Counters)> = None;
@@ -522,7 +523,7 @@ async fn pipeline_loop(
         tick.tick().await;
 
         let probes = Service::ALL.map(|service| {
-            let wait = service.wait_for(&config, &creds);
+            let wait = WaitFor::of(service, &endpoints);
             async move {
                 let (up, detail) = match wait.probe().await {
                     Ok(detail) => (true, detail),
@@ -551,7 +552,7 @@ async fn pipeline_loop(
         if up("postgres") {
             postgres.state = "ok";
             postgres.detail = detail("postgres");
-            if let Ok(pg) = crate::clients::postgres::connect(&config, &creds).await {
+            if let Ok(pg) = crate::clients::postgres::connect(&endpoints.postgres).await {
                 if let Ok(row) = pg
                     .query_one(
                         "SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0)::bigint, \
@@ -622,7 +623,7 @@ async fn pipeline_loop(
         kafka.state = if up("kafka") { "ok" } else { "down" };
         kafka.detail = detail("kafka");
         if up("kafka") {
-            kafka.topics = crate::pipeline::consumer_lags(&config).await;
+            kafka.topics = crate::pipeline::consumer_lags(&config.stack, &endpoints.kafka).await;
             for topic in &kafka.topics {
                 if let Some(end) = topic.end_offset {
                     counters.topic_ends.insert(topic.topic.clone(), end);

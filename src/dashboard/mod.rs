@@ -28,12 +28,12 @@ use tokio::sync::watch;
 
 use crate::clients::clickhouse::{ChError, ClickHouse};
 use crate::config::Config;
-use crate::state::Credentials;
+use crate::endpoints::Endpoints;
 
 /// What every request handler shares.
 pub struct App {
     pub config: Config,
-    pub creds: Credentials,
+    pub endpoints: Endpoints,
     pub ch: ClickHouse,
     /// The newest overview and pipeline snapshots, as JSON text ("" until the first).
     overview: watch::Receiver<Arc<str>>,
@@ -99,7 +99,7 @@ impl IntoResponse for ApiError {
 /// Listens on `addr` and serves until `shutdown` resolves.
 pub async fn serve(
     config: Config,
-    creds: Credentials,
+    endpoints: Endpoints,
     addr: SocketAddr,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     on_listening: impl FnOnce(SocketAddr),
@@ -112,12 +112,12 @@ pub async fn serve(
             source,
         })?;
     let local = listener.local_addr().map_err(DashboardError::Serve)?;
-    let ch = ClickHouse::new(&config, &creds);
-    let live = live::start(&config, &creds, &ch);
+    let ch = ClickHouse::new(&endpoints.clickhouse);
+    let live = live::start(&config, &endpoints, &ch);
     let refreshers = live.refreshers;
     let app = Arc::new(App {
         config,
-        creds,
+        endpoints,
         ch,
         overview: live.overview,
         pipeline: live.pipeline,
@@ -201,7 +201,7 @@ async fn not_found() -> ApiError {
 
 /// The same reconciliation as `findemo verify`, once (no waiting).
 async fn verify(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
-    let pg = crate::clients::postgres::connect(&app.config, &app.creds)
+    let pg = crate::clients::postgres::connect(&app.endpoints.postgres)
         .await
         .map_err(|e| ApiError {
             status: StatusCode::SERVICE_UNAVAILABLE,

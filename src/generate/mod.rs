@@ -37,8 +37,8 @@ use world::World;
 use writer::Writer;
 
 use crate::clients::postgres::PgError;
-use crate::config::{Config, GeneratorConfig, Rate};
-use crate::state::Credentials;
+use crate::config::{GeneratorConfig, Rate};
+use crate::endpoints::PgEndpoint;
 
 /// Batches made ahead of the writer: enough to keep it busy, few enough to stay small.
 const AHEAD: usize = 3;
@@ -194,13 +194,9 @@ pub struct Session {
 
 impl Session {
     /// Connects, prepares the database and inserts the reference data (idempotent).
-    pub async fn open(
-        config: &Config,
-        creds: &Credentials,
-        plan: Plan,
-    ) -> Result<Session, GenerateError> {
+    pub async fn open(pg: &PgEndpoint, plan: Plan) -> Result<Session, GenerateError> {
         let gc = plan.config.clone();
-        let mut writer = Writer::open(config, creds, gc.seed, gc.retry, gc.write).await?;
+        let mut writer = Writer::open(pg, gc.seed, gc.retry, gc.write).await?;
         let next_seq = writer.next_seq().await?;
         let (world, accounts, merchants, ips) = tokio::task::spawn_blocking(move || {
             let world = World::new(&gc);

@@ -22,9 +22,9 @@ use super::batch::{Batch, COLUMNS};
 use super::world::{self, AccountRow, Currency, IpRow, MerchantRow};
 use super::{clock, stopped, GenerateError, Observer};
 use crate::clients::postgres::PgError;
-use crate::config::{Config, WriteMethod};
+use crate::config::WriteMethod;
+use crate::endpoints::PgEndpoint;
 use crate::retry::{Backoff, Limit};
-use crate::state::Credentials;
 
 const PROGRESS_SQL: &str = include_str!("../../sql/generator/progress.sql");
 /// A batch that takes longer than this is abandoned (the connection dropped) and
@@ -115,8 +115,8 @@ struct Conn {
 /// takes it, reconnections included: the lock is the session's, and a server restart
 /// frees it. Commits stay synchronous, so a committed batch survives a server crash
 /// and the progress row never falls behind what this run was told.
-async fn connect(config: &Config, creds: &Credentials, seed: u64) -> Result<Client, GenerateError> {
-    let client = crate::clients::postgres::connect(config, creds).await?;
+async fn connect(pg: &PgEndpoint, seed: u64) -> Result<Client, GenerateError> {
+    let client = crate::clients::postgres::connect(pg).await?;
     let locked: bool = client
         .query_one("SELECT pg_try_advisory_lock($1)", &[&lock_key(seed)])
         .await
@@ -183,13 +183,8 @@ impl Conn {
         })
     }
 
-    async fn open(
-        config: &Config,
-        creds: &Credentials,
-        seed: u64,
-        method: WriteMethod,
-    ) -> Result<Conn, GenerateError> {
-        Conn::prepare(connect(config, creds, seed).await?, method).await
+    async fn open(pg: &PgEndpoint, seed: u64, method: WriteMethod) -> Result<Conn, GenerateError> {
+        Conn::prepare(connect(pg, seed).await?, method).await
     }
 
     async fn next_seq(&self, seed: i64) -> Result<u64, tokio_postgres::Error> {
@@ -244,8 +239,7 @@ fn attempt_error(what: &'static str) -> impl Fn(tokio_postgres::Error) -> Attemp
 
 /// Writes one seed's batches.
 pub struct Writer {
-    config: Config,
-    creds: Credentials,
+    pg: PgEndpoint,
     seed: u64,
     retry_for: Duration,
     method: WriteMethod,
@@ -256,13 +250,12 @@ impl Writer {
     /// Connects, checks the schema, creates the progress table and the seed's row, and
     /// makes sure no other generator writes this seed.
     pub async fn open(
-        config: &Config,
-        creds: &Credentials,
+        pg: &PgEndpoint,
         seed: u64,
         retry_for: Duration,
         method: WriteMethod,
     ) -> Result<Writer, GenerateError> {
-        let client = connect(config, creds, seed).await?;
+        let client = connect(pg, seed).await?;
         let q = |what: &'static str| move |e: tokio_postgres::Error| query_error(what, &e);
         let missing: Option<String> = client
             .query_one(
@@ -288,8 +281,7 @@ impl Writer {
             .await
             .map_err(q("create the seed's progress row"))?;
         Ok(Writer {
-            config: config.clone(),
-            creds: creds.clone(),
+            pg: pg.clone(),
             seed,
             retry_for,
             method,
@@ -309,7 +301,7 @@ impl Writer {
     async fn conn(&mut self) -> Result<&mut Conn, GenerateError> {
         let conn = match self.conn.take() {
             Some(conn) => conn,
-            None => Conn::open(&self.config, &self.creds, self.seed, self.method).await?,
+            None => Conn::open(&self.pg, self.seed, self.method).await?,
         };
         Ok(self.conn.insert(conn))
     }
@@ -466,7 +458,7 @@ impl Writer {
     async fn try_write(&mut self, batch: &Batch) -> Result<Written, Attempt> {
         let mut conn = match self.conn.take() {
             Some(conn) => conn,
-            None => match Conn::open(&self.config, &self.creds, self.seed, self.method).await {
+            None => match Conn::open(&self.pg, self.seed, self.method).await {
                 Ok(conn) => conn,
                 Err(GenerateError::Postgres(PgError::Connect { endpoint, reason })) => {
                     return Err(Attempt::Transient(format!(
