@@ -313,6 +313,11 @@ fn refused_hint(service: Service, reason: &str) -> String {
              require (or verify-full with ca_file)."
                 .into()
         }
+        Service::Postgres if lower.contains("does not support tls") => {
+            "The server offers no TLS: set services.postgres.sslmode to disable, or enable \
+             ssl on the server."
+                .into()
+        }
         Service::Postgres => "Check services.postgres.user and the password in the variable \
              (or file) services.postgres.password_env names."
             .into(),
@@ -330,10 +335,6 @@ fn refused_hint(service: Service, reason: &str) -> String {
 fn with_tls_hint(service: Service, reason: String) -> String {
     let lower = reason.to_ascii_lowercase();
     let hint = match service {
-        Service::Postgres if lower.contains("does not support tls") => {
-            " (the server does not offer TLS: set services.postgres.sslmode to disable, or \
-             enable ssl on the server)"
-        }
         Service::Clickhouse | Service::Connect
             if lower.contains("invalid http version") || lower.contains("invalid content") =>
         {

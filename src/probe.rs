@@ -82,11 +82,15 @@ impl WaitFor {
         match self {
             WaitFor::Postgres(ep) => {
                 let client = postgres::open(ep, ATTEMPT_TIMEOUT).await.map_err(|e| {
-                    // SQLSTATE class 28: the server is up and refuses these credentials.
-                    let refused = e.code().is_some_and(|c| c.code().starts_with("28"));
+                    // SQLSTATE class 28: the server is up and refuses these credentials
+                    // (or this connection without TLS); a server without TLS refuses
+                    // `sslmode: require` for good too.
+                    let reason = postgres::reason(&e);
+                    let refused = e.code().is_some_and(|c| c.code().starts_with("28"))
+                        || reason.contains("does not support TLS");
                     match refused {
-                        true => NotReady::Refused(postgres::reason(&e)),
-                        false => NotReady::Yet(postgres::reason(&e)),
+                        true => NotReady::Refused(reason),
+                        false => NotReady::Yet(reason),
                     }
                 })?;
                 let row = client

@@ -370,13 +370,20 @@ fn print_table(report: &Report) {
             "NOT healthy"
         }
     );
+    let width = report
+        .services
+        .iter()
+        .map(|s| s.endpoint.len())
+        .max()
+        .unwrap_or(0)
+        .max(16);
     println!(
-        "{:<11} {:<9} {:<6} {:<16} DETAIL",
+        "{:<11} {:<9} {:<6} {:<width$} DETAIL",
         "SERVICE", "STATE", "READY", "ENDPOINT"
     );
     for s in &report.services {
         println!(
-            "{:<11} {:<9} {:<6} {:<16} {}",
+            "{:<11} {:<9} {:<6} {:<width$} {}",
             s.name,
             s.state,
             if s.ready { "yes" } else { "no" },

@@ -97,7 +97,7 @@ fn free_port() -> u16 {
 
 fn http(method: reqwest::Method, url: &str, body: Option<Value>) -> (u16, Value) {
     rt().block_on(async {
-        let mut request = reqwest::Client::new().request(method, url);
+        let mut request = crate::harness::http_client().request(method, url);
         if let Some(body) = body {
             request = request.json(&body);
         }

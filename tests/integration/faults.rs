@@ -142,7 +142,7 @@ fn generator_killed_up_rerun_and_connector_deleted_mid_stream() {
         "http://127.0.0.1:{}/connectors/{connector}",
         bed.port("connect")
     );
-    let deleted = rt().block_on(async { reqwest::Client::new().delete(&url).send().await });
+    let deleted = rt().block_on(async { crate::harness::http_client().delete(&url).send().await });
     let deleted = deleted.expect("DELETE the connector");
     assert!(deleted.status().is_success(), "{deleted:?}");
     // Distributed Connect removes it once its herder has read the deletion back from

@@ -294,7 +294,7 @@ pub fn pg_query<T: for<'a> tokio_postgres::types::FromSql<'a>>(bed: &Bed, sql: &
 pub fn clickhouse(bed: &Bed, sql: &str) -> String {
     let creds = bed.credentials();
     rt().block_on(async {
-        let response = reqwest::Client::new()
+        let response = http_client()
             .post(format!("http://127.0.0.1:{}/", bed.port("clickhouse")))
             .header(
                 "X-ClickHouse-User",
@@ -313,4 +313,11 @@ pub fn clickhouse(bed: &Bed, sql: &str) -> String {
         assert!(status.is_success(), "{sql}: {text}");
         text.trim().to_string()
     })
+}
+
+/// An HTTP client: findemo's reqwest is built with rustls and no default crypto
+/// provider, so the test binary installs ring first, as findemo's `main` does.
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
 }

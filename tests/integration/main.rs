@@ -11,6 +11,7 @@ mod bench;
 mod dashboard;
 mod dialect;
 mod errors;
+mod external;
 mod faults;
 mod generate;
 mod kafka;

@@ -131,16 +131,38 @@ unzip_wheel() {
 
 tansu_ok() { [ -x "$1" ] && "$1" --version 2>/dev/null | grep -q "$TANSU_VERSION"; }
 
-# tansu_binary: path of a tansu $TANSU_VERSION binary, installing it when needed.
+# The project's own fix applied to tansu-storage's source before compiling: DeleteTopics
+# in 0.6.0 deletes every topic of the cluster (see tests/testbed/README.md).
+TANSU_FIX=$HERE/kafka/topic_delete_by.sql
+TANSU_FIX_ID=$(sha256sum "$TANSU_FIX" | cut -c1-12)
+
+# tansu_storage_fixed: a copy of tansu-storage's source with the fix, from cargo's cache.
+tansu_storage_fixed() {
+    local cargo=$1 fetch="$CACHE/tansu-fetch" dir="$CACHE/tansu-storage-fixed-$TANSU_FIX_ID" src
+    if [ ! -f "$dir/Cargo.toml" ]; then
+        mkdir -p "$fetch/src" && : >"$fetch/src/lib.rs"
+        printf '[package]\nname = "fetch"\nversion = "0.0.0"\nedition = "2021"\n[dependencies]\ntansu-storage = "=%s"\n' \
+            "$TANSU_VERSION" >"$fetch/Cargo.toml"
+        "$cargo" fetch --manifest-path "$fetch/Cargo.toml" >&2 || die "cannot fetch tansu-storage $TANSU_VERSION"
+        src=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/"tansu-storage-$TANSU_VERSION" | head -n 1)
+        [ -d "$src" ] || die "tansu-storage $TANSU_VERSION source not found after cargo fetch"
+        rm -rf "$dir.tmp" && cp -a "$src" "$dir.tmp"
+        cp "$TANSU_FIX" "$dir.tmp/src/sql/topic_delete_by.sql"
+        mv "$dir.tmp" "$dir"
+    fi
+    echo "$dir"
+}
+
+# tansu_binary: path of a tansu $TANSU_VERSION binary with the fix, installing it when needed.
 tansu_binary() {
-    local c
-    local root="$CACHE/tansu-${TANSU_FEATURES//,/-}"
+    local root="$CACHE/tansu-${TANSU_FEATURES//,/-}-fix-$TANSU_FIX_ID" cargo storage
     if tansu_ok "$root/bin/tansu"; then echo "$root/bin/tansu"; return; fi
-    local cargo
     cargo=$(command -v cargo || echo "$HOME/.cargo/bin/cargo")
     [ -x "$cargo" ] || die "tansu $TANSU_VERSION not found and cargo is missing"
-    echo "build.sh: installing tansu $TANSU_VERSION ($TANSU_FEATURES) with cargo (about 20 min on 2 cores; log $CACHE/logs/tansu-install.log)" >&2
+    storage=$(tansu_storage_fixed "$cargo")
+    echo "build.sh: installing tansu $TANSU_VERSION ($TANSU_FEATURES, with findemo's DeleteTopics fix) with cargo (about 20 min on 2 cores; log $CACHE/logs/tansu-install.log)" >&2
     "$cargo" install "tansu@$TANSU_VERSION" --locked --no-default-features --features "$TANSU_FEATURES" \
+        --config "patch.crates-io.tansu-storage.path=\"$storage\"" \
         --root "$root" >"$CACHE/logs/tansu-install.log" 2>&1 \
         || { tail -n 30 "$CACHE/logs/tansu-install.log" >&2; die "cargo install tansu@$TANSU_VERSION failed"; }
     tansu_ok "$root/bin/tansu" || die "cargo install tansu gave no working $root/bin/tansu"
@@ -216,7 +238,7 @@ build_postgres() {
 # ------------------------------------------------------------------ kafka ---
 build_kafka() {
     local hash start ctx bin
-    hash=$(hash_of "$HERE/kafka" "base=$(image_hash "$IMG_BASE")" "tansu=$TANSU_VERSION" "features=$TANSU_FEATURES")
+    hash=$(hash_of "$HERE/kafka" "base=$(image_hash "$IMG_BASE")" "tansu=$TANSU_VERSION" "features=$TANSU_FEATURES" "fix=$TANSU_FIX_ID")
     if up_to_date "$IMG_KAFKA" "$hash"; then report_cached "$IMG_KAFKA"; return; fi
     start=$SECONDS
     bin=$(tansu_binary)

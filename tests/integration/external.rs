@@ -1,0 +1,1223 @@
+//! `runtime: external`: findemo on services it did not start. The four test-bed images
+//! run here with plain `docker run`, as a team's own services would: no findemo labels,
+//! their own private network with their own host names (`xpg`, `xkafka`, ...), random
+//! host ports, their own users and random passwords, and a Kafka Connect worker without
+//! findemo's environment variable or config providers (findemo sends the database
+//! password in the connector config). An external-runtime demo.yaml points findemo at
+//! them; the whole flow runs twice with `reset` between, and each bad input the test
+//! bed can produce is refused with nothing created.
+//!
+//! Containers are named `xbed-<unique>-<service>` and removed, with their network and
+//! volumes, when the [`ExternalBed`] is dropped (`XBED_KEEP=1` leaves them running).
+//! `reset` deleting findemo's topics and no others also proves the test bed's fix of
+//! tansu 0.6.0's DeleteTopics, which deleted every topic (tests/testbed/README.md).
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use serde_json::Value;
+
+use crate::harness::{http_client, rt, Run, IMAGES};
+
+/// Host names of the services on the bed's network (deliberately not the names
+/// findemo's own containers have, so nothing can work by accident).
+const PG_ALIAS: &str = "xpg";
+const KAFKA_ALIAS: &str = "xkafka";
+const CONNECT_ALIAS: &str = "xconnect";
+const CLICKHOUSE_ALIAS: &str = "xch";
+/// The broker's listener for Connect and ClickHouse, on the bed's network.
+const KAFKA_INTERNAL_PORT: u16 = 29092;
+/// Environment variables the demo.yaml names for the passwords.
+const PG_PASSWORD_ENV: &str = "XBED_PG_PASSWORD";
+const CH_PASSWORD_ENV: &str = "XBED_CH_PASSWORD";
+/// A ClickHouse user that may read but not create databases (readonly=1).
+const CH_READER: &str = "xreader";
+const CH_READER_PASSWORD_ENV: &str = "XBED_CH_READER_PASSWORD";
+const DEBEZIUM_POSTGRES: &str = "io.debezium.connector.postgresql.PostgresConnector";
+/// Every ClickHouse database findemo's SQL files create.
+const CLICKHOUSE_DATABASES: [&str; 4] = ["bronze", "silver", "gold", "findemo_meta"];
+/// How long the bed's services get to answer after `docker run`.
+const READY_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// The same files findemo's docker runtime gives its ClickHouse (src/service.rs).
+const CLICKHOUSE_KAFKA_XML: &str =
+    "<yandex>\n  <kafka>\n    <auto_offset_reset>smallest</auto_offset_reset>\n    \
+     <session_timeout_ms>10000</session_timeout_ms>\n  </kafka>\n</yandex>\n";
+const CLICKHOUSE_STREAM_XML: &str = "<yandex>\n  <profiles>\n    <default>\n      \
+    <stream_flush_interval_ms>250</stream_flush_interval_ms>\n    </default>\n  \
+    </profiles>\n</yandex>\n";
+
+fn image(service: &str) -> &'static str {
+    IMAGES
+        .iter()
+        .find(|(s, _)| *s == service)
+        .map(|(_, image)| *image)
+        .expect("test-bed image")
+}
+
+/// A random password of letters and digits.
+fn password() -> String {
+    use rand::Rng;
+    rand::rng()
+        .sample_iter(rand::distr::Alphanumeric)
+        .take(24)
+        .map(char::from)
+        .collect()
+}
+
+/// A port that is free right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// `docker ARGS`: its trimmed stdout, or what went wrong.
+fn docker(args: &[&str]) -> Result<String, String> {
+    let out = Command::new("docker")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("docker {}: {e}", args.join(" ")))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else {
+        Err(format!(
+            "docker {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// The four test-bed services started without findemo, removed when dropped.
+pub struct ExternalBed {
+    /// `xbed-<pid>-<seq>-<random>`: prefix of every container, and the network's name.
+    pub id: String,
+    pub dir: tempfile::TempDir,
+    network: String,
+    /// Every container started, removed on drop.
+    containers: Vec<String>,
+    pub pg_port: u16,
+    pub kafka_port: u16,
+    pub connect_port: u16,
+    pub clickhouse_port: u16,
+    pub pg_user: String,
+    pub pg_password: String,
+    pub ch_user: String,
+    pub ch_password: String,
+    pub ch_reader_password: String,
+    seq: u32,
+}
+
+/// What to start.
+#[derive(Debug, Clone, Copy)]
+pub struct BedOptions {
+    /// PostgreSQL with `wal_level=logical` (and replication slots), as findemo needs.
+    pub logical_wal: bool,
+}
+
+impl Default for BedOptions {
+    fn default() -> Self {
+        BedOptions { logical_wal: true }
+    }
+}
+
+/// A PostgreSQL started beside the bed's own (same network, user and password).
+pub struct ExtraPostgres {
+    pub alias: String,
+    pub port: u16,
+}
+
+impl ExternalBed {
+    /// Starts the four services and waits until each answers.
+    pub fn start() -> ExternalBed {
+        ExternalBed::start_with(BedOptions::default())
+    }
+
+    pub fn start_with(options: BedOptions) -> ExternalBed {
+        static SEQ: AtomicU32 = AtomicU32::new(0);
+        let seq = SEQ.fetch_add(1, Ordering::SeqCst);
+        let id = format!(
+            "xbed-{}-{seq}-{}",
+            std::process::id(),
+            password()[..4].to_lowercase()
+        );
+        let mut bed = ExternalBed {
+            network: format!("{id}-net"),
+            id,
+            dir: tempfile::tempdir().expect("temp dir"),
+            containers: Vec::new(),
+            pg_port: free_port(),
+            kafka_port: free_port(),
+            connect_port: free_port(),
+            clickhouse_port: free_port(),
+            pg_user: "xbank".into(),
+            pg_password: password(),
+            ch_user: "xwarehouse".into(),
+            ch_password: password(),
+            ch_reader_password: password(),
+            seq,
+        };
+        let started = Instant::now();
+        docker(&["network", "create", &bed.network]).expect("create the bed's network");
+        bed.start_postgres("postgres", PG_ALIAS, bed.pg_port, options.logical_wal);
+        bed.start_kafka();
+        bed.start_clickhouse();
+        bed.start_connect("connect", CONNECT_ALIAS, bed.connect_port, true);
+        bed.wait_ready();
+        eprintln!(
+            "external bed {} ready in {:.1}s: postgres 127.0.0.1:{} kafka localhost:{} \
+             connect 127.0.0.1:{} clickhouse 127.0.0.1:{}",
+            bed.id,
+            started.elapsed().as_secs_f64(),
+            bed.pg_port,
+            bed.kafka_port,
+            bed.connect_port,
+            bed.clickhouse_port
+        );
+        bed
+    }
+
+    fn container(&self, service: &str) -> String {
+        format!("{}-{service}", self.id)
+    }
+
+    /// `docker run -d` on the bed's network; the container is removed on drop even if
+    /// it fails to start.
+    #[allow(clippy::too_many_arguments)]
+    fn run_container(
+        &mut self,
+        service: &str,
+        alias: &str,
+        ports: (u16, u16),
+        env: &[(&str, String)],
+        extra: &[String],
+        image: &str,
+        cmd: &[&str],
+    ) {
+        let name = self.container(service);
+        self.containers.push(name.clone());
+        let mut args: Vec<String> = vec!["run".into(), "-d".into()];
+        args.extend(
+            [
+                "--name",
+                &name,
+                "--network",
+                &self.network,
+                "--network-alias",
+                alias,
+                "-p",
+            ]
+            .map(String::from),
+        );
+        args.push(format!("127.0.0.1:{}:{}", ports.0, ports.1));
+        for (k, v) in env {
+            args.push("-e".into());
+            args.push(format!("{k}={v}"));
+        }
+        args.extend(extra.iter().cloned());
+        args.push(image.into());
+        args.extend(cmd.iter().map(|s| s.to_string()));
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        docker(&refs).unwrap_or_else(|e| panic!("start {name}: {e}"));
+    }
+
+    fn start_postgres(&mut self, service: &str, alias: &str, port: u16, logical_wal: bool) {
+        let env = [
+            ("POSTGRES_USER", self.pg_user.clone()),
+            ("POSTGRES_PASSWORD", self.pg_password.clone()),
+            ("POSTGRES_DB", "financial".to_string()),
+        ];
+        let cmd: &[&str] = if logical_wal {
+            &[
+                "postgres",
+                "-c",
+                "wal_level=logical",
+                "-c",
+                "max_wal_senders=10",
+                "-c",
+                "max_replication_slots=10",
+            ]
+        } else {
+            // PostgreSQL's defaults: wal_level=replica.
+            &["postgres"]
+        };
+        self.run_container(
+            service,
+            alias,
+            (port, 5432),
+            &env,
+            &["--shm-size".into(), "134217728".into()],
+            image("postgres"),
+            cmd,
+        );
+    }
+
+    fn start_kafka(&mut self) {
+        // As src/service.rs configures apache/kafka: the host listener on the same port
+        // inside and outside, advertised as localhost; the internal one by alias.
+        let hp = self.kafka_port;
+        let env = [
+            ("KAFKA_NODE_ID", "1".to_string()),
+            ("KAFKA_PROCESS_ROLES", "broker,controller".into()),
+            (
+                "KAFKA_LISTENERS",
+                format!("PLAINTEXT://:{KAFKA_INTERNAL_PORT},CONTROLLER://:29093,PLAINTEXT_HOST://:{hp}"),
+            ),
+            (
+                "KAFKA_ADVERTISED_LISTENERS",
+                format!(
+                    "PLAINTEXT://{KAFKA_ALIAS}:{KAFKA_INTERNAL_PORT},PLAINTEXT_HOST://localhost:{hp}"
+                ),
+            ),
+            (
+                "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP",
+                "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,PLAINTEXT_HOST:PLAINTEXT".into(),
+            ),
+            ("KAFKA_CONTROLLER_LISTENER_NAMES", "CONTROLLER".into()),
+            (
+                "KAFKA_CONTROLLER_QUORUM_VOTERS",
+                format!("1@{KAFKA_ALIAS}:29093"),
+            ),
+            ("KAFKA_INTER_BROKER_LISTENER_NAME", "PLAINTEXT".into()),
+            ("CLUSTER_ID", format!("xbed{}", &password()[..18])),
+            ("KAFKA_LOG_DIRS", "/var/lib/kafka/data".into()),
+            ("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "1".into()),
+            ("KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR", "1".into()),
+            ("KAFKA_TRANSACTION_STATE_LOG_MIN_ISR", "1".into()),
+            ("KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS", "0".into()),
+        ];
+        self.run_container(
+            "kafka",
+            KAFKA_ALIAS,
+            (hp, hp),
+            &env,
+            &[],
+            image("kafka"),
+            &[],
+        );
+    }
+
+    fn start_clickhouse(&mut self) {
+        let dir = self.dir.path().join("clickhouse");
+        std::fs::create_dir_all(&dir).expect("clickhouse config dir");
+        let reader = format!(
+            "<yandex>\n  <profiles>\n    <xbed_readonly><readonly>1</readonly></xbed_readonly>\n  \
+             </profiles>\n  <users>\n    <{CH_READER}>\n      <password>{}</password>\n      \
+             <networks><ip>::/0</ip></networks>\n      <profile>xbed_readonly</profile>\n      \
+             <quota>default</quota>\n    </{CH_READER}>\n  </users>\n</yandex>\n",
+            self.ch_reader_password
+        );
+        let files = [
+            (
+                "findemo-kafka.xml",
+                "config.d/findemo-kafka.xml",
+                CLICKHOUSE_KAFKA_XML.to_string(),
+            ),
+            (
+                "findemo-stream.xml",
+                "users.d/findemo-stream.xml",
+                CLICKHOUSE_STREAM_XML.to_string(),
+            ),
+            ("xbed-reader.xml", "users.d/xbed-reader.xml", reader),
+        ];
+        let mut mounts = Vec::new();
+        for (file, target, text) in files {
+            let path = dir.join(file);
+            std::fs::write(&path, text).expect("write clickhouse config");
+            mounts.push("-v".to_string());
+            mounts.push(format!(
+                "{}:/etc/clickhouse-server/{target}:ro",
+                path.display()
+            ));
+        }
+        let env = [
+            ("CLICKHOUSE_USER", self.ch_user.clone()),
+            ("CLICKHOUSE_PASSWORD", self.ch_password.clone()),
+            ("CLICKHOUSE_DEFAULT_ACCESS_MANAGEMENT", "1".to_string()),
+        ];
+        let port = self.clickhouse_port;
+        self.run_container(
+            "clickhouse",
+            CLICKHOUSE_ALIAS,
+            (port, 8123),
+            &env,
+            &mounts,
+            image("clickhouse"),
+            &[],
+        );
+    }
+
+    /// A distributed Connect worker as src/service.rs configures it, without
+    /// findemo's password variable and config providers. `debezium: false` removes the
+    /// Debezium PostgreSQL plugin's jar before Connect starts.
+    fn start_connect(&mut self, service: &str, alias: &str, port: u16, debezium: bool) {
+        let group = format!("{}-{service}", self.id);
+        let env = [
+            (
+                "BOOTSTRAP_SERVERS",
+                format!("{KAFKA_ALIAS}:{KAFKA_INTERNAL_PORT}"),
+            ),
+            ("GROUP_ID", group.clone()),
+            ("CONFIG_STORAGE_TOPIC", format!("{group}.configs")),
+            ("OFFSET_STORAGE_TOPIC", format!("{group}.offsets")),
+            ("STATUS_STORAGE_TOPIC", format!("{group}.statuses")),
+            ("CONNECT_CONFIG_STORAGE_REPLICATION_FACTOR", "1".into()),
+            ("CONNECT_OFFSET_STORAGE_REPLICATION_FACTOR", "1".into()),
+            ("CONNECT_STATUS_STORAGE_REPLICATION_FACTOR", "1".into()),
+            (
+                "KEY_CONVERTER",
+                "org.apache.kafka.connect.json.JsonConverter".into(),
+            ),
+            (
+                "VALUE_CONVERTER",
+                "org.apache.kafka.connect.json.JsonConverter".into(),
+            ),
+            ("CONNECT_KEY_CONVERTER_SCHEMAS_ENABLE", "false".into()),
+            ("CONNECT_VALUE_CONVERTER_SCHEMAS_ENABLE", "false".into()),
+            ("OFFSET_FLUSH_INTERVAL_MS", "5000".into()),
+            ("HEAP_OPTS", "-Xms128m -Xmx768m".into()),
+        ];
+        if debezium {
+            self.run_container(
+                service,
+                alias,
+                (port, 8083),
+                &env,
+                &[],
+                image("connect"),
+                &[],
+            );
+        } else {
+            // The image runs as user kafka (1001), which cannot remove jars.
+            let extra = ["--user", "root", "--entrypoint", "/bin/bash"].map(String::from);
+            self.run_container(
+                service,
+                alias,
+                (port, 8083),
+                &env,
+                &extra,
+                image("connect"),
+                &[
+                    "-c",
+                    "rm -f /kafka/libs/debezium-connector-postgres-*.jar && \
+                     exec setpriv --reuid=1001 --regid=1001 --init-groups \
+                     /bin/bash /docker-entrypoint.sh start",
+                ],
+            );
+        }
+    }
+
+    /// A second PostgreSQL on the bed's network (for a bad-input case), ready.
+    pub fn extra_postgres(&mut self, tag: &str, logical_wal: bool) -> ExtraPostgres {
+        let service = format!("postgres-{tag}");
+        let alias = format!("xpg-{tag}");
+        let port = free_port();
+        self.start_postgres(&service, &alias, port, logical_wal);
+        let deadline = Instant::now() + READY_TIMEOUT;
+        while let Err(e) = rt().block_on(self.try_pg(port)) {
+            assert!(
+                Instant::now() < deadline,
+                "{service} not ready: {e}\n{}",
+                self.logs(&service)
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        ExtraPostgres { alias, port }
+    }
+
+    /// A second Connect worker without the Debezium PostgreSQL plugin: its REST URL,
+    /// once it answers.
+    pub fn connect_without_debezium(&mut self) -> String {
+        let port = free_port();
+        self.start_connect("connect-nodbz", "xconnect-nodbz", port, false);
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            match http_get(&format!("{url}/connector-plugins")) {
+                Ok((200, plugins)) => {
+                    assert!(
+                        !plugins.to_string().contains(DEBEZIUM_POSTGRES),
+                        "the plugin is still there: {plugins}"
+                    );
+                    if http_get(&format!("{url}/connectors")).is_ok_and(|(code, _)| code == 200) {
+                        return url;
+                    }
+                }
+                other => assert!(
+                    Instant::now() < deadline,
+                    "connect without Debezium not ready: {other:?}\n{}",
+                    self.logs("connect-nodbz")
+                ),
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+
+    /// Waits until every service answers as a client would use it.
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        let mut pending: Vec<&str> = vec!["postgres", "kafka", "clickhouse", "connect"];
+        while !pending.is_empty() {
+            let mut why = Vec::new();
+            pending.retain(|service| {
+                let check = match *service {
+                    "postgres" => rt().block_on(self.try_pg(self.pg_port)),
+                    "kafka" => self.try_topics().map(|_| ()),
+                    "clickhouse" => self.try_clickhouse(),
+                    _ => self.try_connect(),
+                };
+                match check {
+                    Ok(()) => false,
+                    Err(e) => {
+                        why.push(format!("{service}: {e}"));
+                        true
+                    }
+                }
+            });
+            if pending.is_empty() {
+                break;
+            }
+            if Instant::now() > deadline {
+                let logs: Vec<String> = pending.iter().map(|s| self.logs(s)).collect();
+                panic!(
+                    "the external bed did not become ready in {READY_TIMEOUT:?}: {}\n{}",
+                    why.join("; "),
+                    logs.join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    async fn try_pg(&self, port: u16) -> Result<(), String> {
+        let client = self.pg_client(port).await?;
+        client
+            .simple_query("SELECT 1")
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    fn try_clickhouse(&self) -> Result<(), String> {
+        match http_get(&format!("http://127.0.0.1:{}/ping", self.clickhouse_port))? {
+            (200, Value::String(ok)) if ok.trim() == "Ok." => {}
+            other => return Err(format!("/ping: {other:?}")),
+        }
+        self.try_ch("SELECT 1").map(|_| ())
+    }
+
+    fn try_connect(&self) -> Result<(), String> {
+        let url = self.connect_url();
+        let (code, plugins) = http_get(&format!("{url}/connector-plugins"))?;
+        if code != 200 || !plugins.to_string().contains(DEBEZIUM_POSTGRES) {
+            return Err(format!("/connector-plugins: {code} {plugins}"));
+        }
+        match http_get(&format!("{url}/connectors"))? {
+            (200, _) => Ok(()),
+            other => Err(format!("/connectors: {other:?}")),
+        }
+    }
+
+    /// The last lines of a container's output, for a failure message.
+    pub fn logs(&self, service: &str) -> String {
+        let name = self.container(service);
+        let out = Command::new("docker")
+            .args(["logs", "--tail", "40", &name])
+            .output();
+        match out {
+            Ok(out) => format!(
+                "--- {name} ---\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+            Err(e) => format!("--- {name}: {e}"),
+        }
+    }
+
+    pub fn connect_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.connect_port)
+    }
+
+    pub fn clickhouse_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.clickhouse_port)
+    }
+
+    pub fn kafka_bootstrap(&self) -> String {
+        format!("localhost:{}", self.kafka_port)
+    }
+
+    /// A unique stack name (lowercase letters, digits and '-'), with `tag` in it.
+    pub fn stack_name(&self, tag: &str) -> String {
+        format!("x{}-{}-{tag}", std::process::id(), self.seq)
+    }
+
+    /// The demo.yaml for a stack on this bed, not written yet.
+    pub fn yaml(&self, tag: &str) -> ExternalYaml {
+        ExternalYaml {
+            stack: self.stack_name(tag),
+            pg_host: "127.0.0.1".into(),
+            pg_port: self.pg_port,
+            pg_user: self.pg_user.clone(),
+            pg_password_env: PG_PASSWORD_ENV.into(),
+            pg_sslmode: "disable".into(),
+            pg_internal_host: PG_ALIAS.into(),
+            pg_internal_port: 5432,
+            kafka_bootstrap: self.kafka_bootstrap(),
+            kafka_internal: format!("{KAFKA_ALIAS}:{KAFKA_INTERNAL_PORT}"),
+            connect_url: self.connect_url(),
+            ch_url: self.clickhouse_url(),
+            ch_user: self.ch_user.clone(),
+            ch_password_env: CH_PASSWORD_ENV.into(),
+        }
+    }
+
+    /// A stack on this bed: its demo.yaml written, ready to run findemo with.
+    pub fn stack(&self, tag: &str) -> ExternalStack<'_> {
+        let stack = ExternalStack {
+            bed: self,
+            yaml: self.yaml(tag),
+            config: self.dir.path().join(format!("{tag}.yaml")),
+            env: vec![
+                (PG_PASSWORD_ENV.into(), Some(self.pg_password.clone())),
+                (CH_PASSWORD_ENV.into(), Some(self.ch_password.clone())),
+                (
+                    CH_READER_PASSWORD_ENV.into(),
+                    Some(self.ch_reader_password.clone()),
+                ),
+            ],
+        };
+        stack.write();
+        stack
+    }
+
+    async fn pg_client(&self, port: u16) -> Result<tokio_postgres::Client, String> {
+        let mut config = tokio_postgres::Config::new();
+        config
+            .host("127.0.0.1")
+            .port(port)
+            .user(&self.pg_user)
+            .password(&self.pg_password)
+            .dbname("financial")
+            .connect_timeout(Duration::from_secs(5));
+        let (client, conn) = config
+            .connect(tokio_postgres::NoTls)
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(conn);
+        Ok(client)
+    }
+
+    /// The first column of every row `sql` returns, as text, from the PostgreSQL on
+    /// `port` (the bed's own, or an extra one).
+    pub fn pg_strings(&self, port: u16, sql: &str) -> Vec<String> {
+        rt().block_on(async {
+            let client = self.pg_client(port).await.expect("connect to postgres");
+            client
+                .query(sql, &[])
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"))
+                .iter()
+                .map(|row| row.get::<_, String>(0))
+                .collect()
+        })
+    }
+
+    fn try_ch(&self, sql: &str) -> Result<String, String> {
+        rt().block_on(async {
+            let response = http_client()
+                .post(format!("{}/", self.clickhouse_url()))
+                .header("X-ClickHouse-User", &self.ch_user)
+                .header("X-ClickHouse-Key", &self.ch_password)
+                .timeout(Duration::from_secs(10))
+                .body(sql.to_string())
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            let status = response.status();
+            let text = response.text().await.map_err(|e| e.to_string())?;
+            if status.is_success() {
+                Ok(text.trim().to_string())
+            } else {
+                Err(format!("{status}: {text}"))
+            }
+        })
+    }
+
+    /// ClickHouse's trimmed answer to `sql`, as the bed's user.
+    pub fn ch(&self, sql: &str) -> String {
+        self.try_ch(sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// Names of the connectors Kafka Connect has.
+    pub fn connectors(&self) -> Vec<String> {
+        let url = format!("{}/connectors", self.connect_url());
+        match http_get(&url) {
+            Ok((200, Value::Array(names))) => names
+                .iter()
+                .filter_map(|n| n.as_str().map(String::from))
+                .collect(),
+            other => panic!("GET {url}: {other:?}"),
+        }
+    }
+
+    fn try_topics(&self) -> Result<Vec<String>, String> {
+        // Metadata only: tansu 0.6.0 fails DescribeGroups, and its host-listener proxy
+        // keeps the dead connection (every later host client fails), so never list
+        // groups through rdkafka here.
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", self.kafka_bootstrap())
+            .set("log_level", "3")
+            .create()
+            .map_err(|e| e.to_string())?;
+        let metadata = consumer
+            .fetch_metadata(None, Duration::from_secs(10))
+            .map_err(|e| e.to_string())?;
+        Ok(metadata
+            .topics()
+            .iter()
+            .filter(|t| t.error().is_none())
+            .map(|t| t.name().to_string())
+            .collect())
+    }
+
+    /// Every topic the broker has, asked from the host.
+    pub fn topics(&self) -> Vec<String> {
+        self.try_topics().expect("broker metadata")
+    }
+
+    /// Creates a topic with `partitions` partitions, as someone else would.
+    pub fn create_topic(&self, name: &str, partitions: i32) {
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", self.kafka_bootstrap())
+            .create()
+            .expect("admin client");
+        let results = rt()
+            .block_on(admin.create_topics(
+                &[NewTopic::new(name, partitions, TopicReplication::Fixed(1))],
+                &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+            ))
+            .expect("create topics");
+        for result in results {
+            result.unwrap_or_else(|(topic, e)| panic!("create {topic}: {e}"));
+        }
+    }
+
+    /// `(container, running)` for every container of the bed.
+    pub fn running(&self) -> Vec<(String, bool)> {
+        self.containers
+            .iter()
+            .map(|name| {
+                let state = docker(&["inspect", "-f", "{{.State.Running}}", name]);
+                (name.clone(), state.as_deref() == Ok("true"))
+            })
+            .collect()
+    }
+
+    /// Kafka Connect's own topics (configs, offsets, statuses) exist.
+    fn connect_topics_exist(&self, topics: &[String]) -> bool {
+        let group = format!("{}-connect", self.id);
+        ["configs", "offsets", "statuses"]
+            .iter()
+            .all(|t| topics.contains(&format!("{group}.{t}")))
+    }
+}
+
+impl Drop for ExternalBed {
+    fn drop(&mut self) {
+        if std::env::var_os("XBED_KEEP").is_some() {
+            eprintln!(
+                "XBED_KEEP: leaving {} running (remove with: docker rm -f -v {}; docker network rm {})",
+                self.id,
+                self.containers.join(" "),
+                self.network
+            );
+            return;
+        }
+        if !self.containers.is_empty() {
+            let mut args = vec!["rm", "-f", "-v"];
+            args.extend(self.containers.iter().map(String::as_str));
+            if let Err(e) = docker(&args) {
+                eprintln!("{e}");
+            }
+        }
+        if let Err(e) = docker(&["network", "rm", &self.network]) {
+            eprintln!("{e}");
+        }
+    }
+}
+
+/// The external-runtime demo.yaml of one stack, field by field.
+#[derive(Debug, Clone)]
+pub struct ExternalYaml {
+    pub stack: String,
+    pub pg_host: String,
+    pub pg_port: u16,
+    pub pg_user: String,
+    pub pg_password_env: String,
+    pub pg_sslmode: String,
+    pub pg_internal_host: String,
+    pub pg_internal_port: u16,
+    pub kafka_bootstrap: String,
+    pub kafka_internal: String,
+    pub connect_url: String,
+    pub ch_url: String,
+    pub ch_user: String,
+    pub ch_password_env: String,
+}
+
+impl ExternalYaml {
+    pub fn render(&self) -> String {
+        let ExternalYaml {
+            stack,
+            pg_host,
+            pg_port,
+            pg_user,
+            pg_password_env,
+            pg_sslmode,
+            pg_internal_host,
+            pg_internal_port,
+            kafka_bootstrap,
+            kafka_internal,
+            connect_url,
+            ch_url,
+            ch_user,
+            ch_password_env,
+        } = self;
+        format!(
+            "stack: {stack}
+runtime: external
+ready_timeout_secs: 120
+pipeline:
+  canary_timeout_secs: 300
+services:
+  postgres:
+    host: {pg_host}
+    port: {pg_port}
+    database: financial
+    user: {pg_user}
+    password_env: {pg_password_env}
+    sslmode: {pg_sslmode}
+    internal_host: {pg_internal_host}
+    internal_port: {pg_internal_port}
+  kafka:
+    bootstrap_servers: {kafka_bootstrap}
+    internal_bootstrap_servers: {kafka_internal}
+  connect:
+    url: {connect_url}
+  clickhouse:
+    url: {ch_url}
+    user: {ch_user}
+    password_env: {ch_password_env}
+"
+        )
+    }
+}
+
+/// One findemo stack on an [`ExternalBed`]: its demo.yaml and the environment the
+/// binary runs with (the password variables set).
+pub struct ExternalStack<'a> {
+    pub bed: &'a ExternalBed,
+    pub yaml: ExternalYaml,
+    config: PathBuf,
+    env: Vec<(String, Option<String>)>,
+}
+
+impl ExternalStack<'_> {
+    pub fn name(&self) -> &str {
+        &self.yaml.stack
+    }
+
+    fn write(&self) {
+        std::fs::write(&self.config, self.yaml.render()).expect("write demo.yaml");
+    }
+
+    /// Changes the demo.yaml.
+    pub fn edit(&mut self, change: impl FnOnce(&mut ExternalYaml)) {
+        change(&mut self.yaml);
+        self.write();
+    }
+
+    /// Sets (`Some`) or removes (`None`) an environment variable for the binary.
+    pub fn env(&mut self, key: &str, value: Option<&str>) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.into(), value.map(String::from)));
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.bed.dir.path().join("state")
+    }
+
+    /// `findemo -c demo.yaml ARGS`, not started yet.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_findemo"));
+        cmd.current_dir(self.bed.dir.path())
+            .env("FINDEMO_STATE_DIR", self.state_dir())
+            .env_remove("FINDEMO_STACK")
+            .env_remove("FINDEMO_CONFIG")
+            .stdin(Stdio::null());
+        for (key, value) in &self.env {
+            match value {
+                Some(value) => cmd.env(key, value),
+                None => cmd.env_remove(key),
+            };
+        }
+        cmd.arg("-c").arg(&self.config).args(args);
+        cmd
+    }
+
+    /// Runs `findemo ARGS` to its end; no password ever shows in its output.
+    #[track_caller]
+    pub fn run(&self, args: &[&str]) -> Run {
+        let run = Run::of(self.command(args));
+        for secret in [
+            &self.bed.pg_password,
+            &self.bed.ch_password,
+            &self.bed.ch_reader_password,
+        ] {
+            assert!(
+                !run.stdout.contains(secret.as_str()) && !run.stderr.contains(secret.as_str()),
+                "findemo {} printed a password\n{run}",
+                args.join(" ")
+            );
+        }
+        run
+    }
+
+    pub fn spawn(&self, args: &[&str]) -> Child {
+        self.command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start findemo")
+    }
+
+    /// What findemo may have created for this stack that exists on the services
+    /// (PostgreSQL as this stack's demo.yaml reaches it).
+    pub fn leftovers(&self) -> Vec<String> {
+        let bed = self.bed;
+        let stack = self.name();
+        let mut found = Vec::new();
+        let connector = format!("{stack}-postgres-source");
+        if bed.connectors().contains(&connector) {
+            found.push(format!("connector {connector}"));
+        }
+        let port = self.yaml.pg_port;
+        let slot = format!("{}_cdc", stack.replace('-', "_"));
+        for name in bed.pg_strings(port, "SELECT slot_name::text FROM pg_replication_slots") {
+            if name == slot {
+                found.push(format!("replication slot {name}"));
+            }
+        }
+        for name in bed.pg_strings(
+            port,
+            "SELECT pubname::text FROM pg_publication WHERE pubname = 'findemo_cdc'",
+        ) {
+            found.push(format!("publication {name}"));
+        }
+        for name in bed.pg_strings(
+            port,
+            "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public' \
+             AND (tablename LIKE 'raw\\_%' OR tablename LIKE 'findemo\\_%')",
+        ) {
+            found.push(format!("table {name}"));
+        }
+        let heartbeat = format!("__debezium-heartbeat.{stack}");
+        for topic in bed.topics() {
+            if topic.starts_with(&format!("{stack}.")) || topic == heartbeat {
+                found.push(format!("topic {topic}"));
+            }
+        }
+        for db in bed.ch("SELECT name FROM system.databases").lines() {
+            // findemo's own, and any it made to try its rights (findemo_*).
+            if CLICKHOUSE_DATABASES.contains(&db) || db.starts_with("findemo") {
+                found.push(format!("clickhouse database {db}"));
+            }
+        }
+        found
+    }
+
+    #[track_caller]
+    pub fn assert_nothing_created(&self, allowed: &[String]) {
+        let left: Vec<String> = self
+            .leftovers()
+            .into_iter()
+            .filter(|l| !allowed.contains(l))
+            .collect();
+        assert!(left.is_empty(), "{}: left behind {left:?}", self.name());
+    }
+}
+
+/// GET `url`: status and body (JSON when it parses, else a string).
+fn http_get(url: &str) -> Result<(u16, Value), String> {
+    rt().block_on(async {
+        let response = http_client()
+            .get(url)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        let text = response.text().await.map_err(|e| e.to_string())?;
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Ok((status, body))
+    })
+}
+
+/// `findemo dashboard` on a free port: until the overview shows transactions, then
+/// the pipeline view; stopped with Ctrl-C.
+fn dashboard_serves_data(stack: &ExternalStack) {
+    let port = free_port();
+    let mut child = stack.spawn(&["dashboard", "--port", &port.to_string()]);
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read stdout");
+    let url = format!("http://127.0.0.1:{port}/");
+    if !line.contains(&url) {
+        let _ = child.kill();
+        let out = child.wait_with_output().expect("dashboard output");
+        panic!(
+            "dashboard printed {line:?}, not {url}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let overview = loop {
+        let (code, overview) = http_get(&format!("{url}api/overview")).expect("api/overview");
+        assert_eq!(code, 200, "{overview}");
+        if overview["error"].is_null() && overview["kpis"]["transactions"].as_u64() > Some(0) {
+            break overview;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the dashboard's overview shows no transactions: {overview}");
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    };
+    assert!(overview["services"].is_array(), "{overview}");
+    let (code, pipeline) = http_get(&format!("{url}api/pipeline")).expect("api/pipeline");
+    assert_eq!(code, 200, "{pipeline}");
+    let stages = pipeline["stages"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no stages: {pipeline}"));
+    assert!(stages.iter().any(|s| s["id"] == "kafka"), "{pipeline}");
+    for secret in [&stack.bed.pg_password, &stack.bed.ch_password] {
+        assert!(
+            !overview.to_string().contains(secret.as_str())
+                && !pipeline.to_string().contains(secret.as_str()),
+            "the dashboard sent a password to the browser"
+        );
+    }
+    // Ctrl-C: exit 0 within 10 s.
+    // SAFETY: a signal to a child we started and have not reaped.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("dashboard still running 10 s after Ctrl-C");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "dashboard exited with {status}");
+}
+
+/// `up`, `generate`, `verify` green, `status --json`.
+fn full_run(stack: &ExternalStack, round: u32) {
+    let up = stack.run(&["up"]);
+    assert_eq!(up.code, Some(0), "round {round}: up\n{up}");
+    assert!(
+        up.stdout.contains("reached ClickHouse silver in"),
+        "round {round}: no canary\n{up}"
+    );
+    stack
+        .run(&["generate", "--duration", "5s", "--rate", "500"])
+        .success();
+    stack
+        .run(&["verify", "--timeout", "180"])
+        .success()
+        .stdout_has("Verified");
+    let status = stack.run(&["status", "--json"]).success();
+    let json = status.json();
+    assert!(json["broken"].is_null(), "round {round}: {json}");
+}
+
+#[test]
+fn external_full_flow_twice() {
+    let bed = ExternalBed::start();
+    let sentinel = format!("{}.not-findemo", bed.id);
+    bed.create_topic(&sentinel, 1);
+    let stack = bed.stack("flow");
+
+    full_run(&stack, 1);
+    // What findemo made is really on the services.
+    let connector = format!("{}-postgres-source", stack.name());
+    assert!(
+        bed.connectors().contains(&connector),
+        "{:?}",
+        bed.connectors()
+    );
+    assert!(
+        bed.ch("SELECT count() FROM silver.transactions_current")
+            .parse::<u64>()
+            .expect("a count")
+            > 0
+    );
+    dashboard_serves_data(&stack);
+
+    let down = stack.run(&["down"]).success();
+    assert!(down.stdout.contains("nothing to stop"), "{down}");
+    let logs = stack.run(&["logs", "kafka"]);
+    assert!(
+        matches!(logs.code, Some(0) | Some(1)),
+        "logs: exit {:?}\n{logs}",
+        logs.code
+    );
+    assert!(
+        format!("{}{}", logs.stdout, logs.stderr)
+            .to_lowercase()
+            .contains("external"),
+        "{logs}"
+    );
+    // Still streaming after `down`: the connector is untouched.
+    assert!(bed.connectors().contains(&connector));
+
+    let reset = stack.run(&["reset", "--yes"]);
+    assert_eq!(reset.code, Some(0), "reset\n{reset}");
+    stack.assert_nothing_created(&[]);
+    for (name, running) in bed.running() {
+        assert!(running, "{name} stopped after reset");
+    }
+    // Other people's things are untouched: the Connect worker's own topics and a
+    // topic findemo never made (tansu 0.6.0 deleted them all: the test bed's broker
+    // has findemo's fix, tests/testbed/kafka/topic_delete_by.sql).
+    let topics = bed.topics();
+    assert!(
+        bed.connect_topics_exist(&topics) && topics.contains(&sentinel),
+        "reset deleted topics that are not findemo's: {topics:?}"
+    );
+
+    // The same stack again, from nothing.
+    full_run(&stack, 2);
+    let reset = stack.run(&["reset", "--yes"]);
+    assert_eq!(reset.code, Some(0), "second reset\n{reset}");
+    stack.assert_nothing_created(&[]);
+}
+
+/// `findemo up` on `stack`, which must fail; its message shows in the test's output.
+#[track_caller]
+fn refused(stack: &ExternalStack) -> Run {
+    let run = stack.run(&["up"]).failure();
+    eprintln!("--- {} refused:\n{}", stack.name(), run.stderr.trim_end());
+    run
+}
+
+/// One bed, each bad input in turn, each on its own stack name: refused (exit code
+/// not 0, the message names what is wrong), nothing created.
+#[test]
+fn external_bad_input_is_refused_before_anything_changes() {
+    let mut bed = ExternalBed::start();
+    let nowal = bed.extra_postgres("nowal", false);
+    let nodbz = bed.connect_without_debezium();
+
+    // An endpoint nothing listens on.
+    let closed = free_port();
+    let mut stack = bed.stack("closed");
+    stack.edit(|y| y.ch_url = format!("http://127.0.0.1:{closed}"));
+    let run = refused(&stack);
+    assert!(run.stderr.to_lowercase().contains("clickhouse"), "{run}");
+    assert!(run.stderr.contains(&format!("127.0.0.1:{closed}")), "{run}");
+    stack.assert_nothing_created(&[]);
+
+    // A wrong PostgreSQL password.
+    let mut stack = bed.stack("wrongpw");
+    stack.env(PG_PASSWORD_ENV, Some("not-the-password"));
+    let run = refused(&stack);
+    assert!(run.stderr.to_lowercase().contains("postgres"), "{run}");
+    assert!(!run.stderr.contains("not-the-password"), "{run}");
+    stack.assert_nothing_created(&[]);
+
+    // The variable demo.yaml names for a password is not set.
+    let mut stack = bed.stack("noenv");
+    let missing = format!("XBED_UNSET_{}", bed.seq);
+    stack.edit(|y| y.ch_password_env = missing.clone());
+    stack.env(&missing, None);
+    refused(&stack).stderr_has(&missing);
+    stack.assert_nothing_created(&[]);
+
+    // TLS required, and the server offers none.
+    let mut stack = bed.stack("tls");
+    stack.edit(|y| y.pg_sslmode = "require".into());
+    let run = refused(&stack);
+    assert!(run.stderr.contains("sslmode"), "{run}");
+    assert!(run.stderr.to_lowercase().contains("tls"), "{run}");
+    stack.assert_nothing_created(&[]);
+
+    // PostgreSQL without logical decoding.
+    let mut stack = bed.stack("nowal");
+    stack.edit(|y| {
+        y.pg_port = nowal.port;
+        y.pg_internal_host = nowal.alias.clone();
+    });
+    refused(&stack).stderr_has("wal_level");
+    stack.assert_nothing_created(&[]);
+
+    // A Connect cluster without the Debezium PostgreSQL plugin.
+    let mut stack = bed.stack("nodbz");
+    stack.edit(|y| y.connect_url = nodbz.clone());
+    let run = refused(&stack);
+    let stderr = run.stderr.to_lowercase();
+    assert!(
+        stderr.contains("debezium") && stderr.contains("postgres"),
+        "{run}"
+    );
+    assert!(
+        run.stderr.contains(nodbz.trim_start_matches("http://")),
+        "the address tried\n{run}"
+    );
+    stack.assert_nothing_created(&[]);
+
+    // A ClickHouse user without the right to create databases (readonly=1).
+    let mut stack = bed.stack("chro");
+    stack.edit(|y| {
+        y.ch_user = CH_READER.into();
+        y.ch_password_env = CH_READER_PASSWORD_ENV.into();
+    });
+    let run = refused(&stack);
+    let stderr = run.stderr.to_lowercase();
+    assert!(stderr.contains("clickhouse"), "{run}");
+    assert!(
+        stderr.contains(CH_READER)
+            || stderr.contains("readonly")
+            || stderr.contains("create database"),
+        "which user, or what right is missing\n{run}"
+    );
+    stack.assert_nothing_created(&[]);
+
+    // A topic findemo would create exists already with other settings.
+    let stack = bed.stack("topic");
+    let topic = format!("{}.public.raw_accounts", stack.name());
+    bed.create_topic(&topic, 3);
+    refused(&stack).stderr_has(&topic);
+    stack.assert_nothing_created(&[format!("topic {topic}")]);
+
+    for (name, running) in bed.running() {
+        assert!(running, "{name} stopped");
+    }
+}
