@@ -118,19 +118,6 @@ pub struct ExternalBed {
     seq: u32,
 }
 
-/// What to start.
-#[derive(Debug, Clone, Copy)]
-pub struct BedOptions {
-    /// PostgreSQL with `wal_level=logical` (and replication slots), as findemo needs.
-    pub logical_wal: bool,
-}
-
-impl Default for BedOptions {
-    fn default() -> Self {
-        BedOptions { logical_wal: true }
-    }
-}
-
 /// A PostgreSQL started beside the bed's own (same network, user and password).
 pub struct ExtraPostgres {
     pub alias: String,
@@ -140,10 +127,6 @@ pub struct ExtraPostgres {
 impl ExternalBed {
     /// Starts the four services and waits until each answers.
     pub fn start() -> ExternalBed {
-        ExternalBed::start_with(BedOptions::default())
-    }
-
-    pub fn start_with(options: BedOptions) -> ExternalBed {
         static SEQ: AtomicU32 = AtomicU32::new(0);
         let seq = SEQ.fetch_add(1, Ordering::SeqCst);
         let id = format!(
@@ -169,7 +152,7 @@ impl ExternalBed {
         };
         let started = Instant::now();
         docker(&["network", "create", &bed.network]).expect("create the bed's network");
-        bed.start_postgres("postgres", PG_ALIAS, bed.pg_port, options.logical_wal);
+        bed.start_postgres("postgres", PG_ALIAS, bed.pg_port, true, true);
         bed.start_kafka();
         bed.start_clickhouse();
         bed.start_connect("connect", CONNECT_ALIAS, bed.connect_port, true);
@@ -231,26 +214,43 @@ impl ExternalBed {
         docker(&refs).unwrap_or_else(|e| panic!("start {name}: {e}"));
     }
 
-    fn start_postgres(&mut self, service: &str, alias: &str, port: u16, logical_wal: bool) {
+    /// PostgreSQL as a team might run it: with `logical_wal` as Debezium needs, and
+    /// with TLS on (Debian's self-signed certificate) or off.
+    fn start_postgres(
+        &mut self,
+        service: &str,
+        alias: &str,
+        port: u16,
+        logical_wal: bool,
+        tls: bool,
+    ) {
         let env = [
             ("POSTGRES_USER", self.pg_user.clone()),
             ("POSTGRES_PASSWORD", self.pg_password.clone()),
             ("POSTGRES_DB", "financial".to_string()),
         ];
-        let cmd: &[&str] = if logical_wal {
-            &[
-                "postgres",
+        let mut cmd = vec!["postgres"];
+        if logical_wal {
+            // Else PostgreSQL's default, wal_level=replica.
+            cmd.extend([
                 "-c",
                 "wal_level=logical",
                 "-c",
                 "max_wal_senders=10",
                 "-c",
                 "max_replication_slots=10",
-            ]
-        } else {
-            // PostgreSQL's defaults: wal_level=replica.
-            &["postgres"]
-        };
+            ]);
+        }
+        if tls {
+            cmd.extend([
+                "-c",
+                "ssl=on",
+                "-c",
+                "ssl_cert_file=/etc/ssl/certs/ssl-cert-snakeoil.pem",
+                "-c",
+                "ssl_key_file=/etc/ssl/private/ssl-cert-snakeoil.key",
+            ]);
+        }
         self.run_container(
             service,
             alias,
@@ -258,7 +258,7 @@ impl ExternalBed {
             &env,
             &["--shm-size".into(), "134217728".into()],
             image("postgres"),
-            cmd,
+            &cmd,
         );
     }
 
@@ -422,7 +422,7 @@ impl ExternalBed {
         let service = format!("postgres-{tag}");
         let alias = format!("xpg-{tag}");
         let port = free_port();
-        self.start_postgres(&service, &alias, port, logical_wal);
+        self.start_postgres(&service, &alias, port, logical_wal, false);
         let deadline = Instant::now() + READY_TIMEOUT;
         while let Err(e) = rt().block_on(self.try_pg(port)) {
             assert!(
@@ -569,7 +569,8 @@ impl ExternalBed {
             pg_port: self.pg_port,
             pg_user: self.pg_user.clone(),
             pg_password_env: PG_PASSWORD_ENV.into(),
-            pg_sslmode: "disable".into(),
+            // The bed's PostgreSQL has TLS on: the whole flow runs over it.
+            pg_sslmode: "require".into(),
             pg_internal_host: PG_ALIAS.into(),
             pg_internal_port: 5432,
             kafka_bootstrap: self.kafka_bootstrap(),
@@ -1163,7 +1164,10 @@ fn external_bad_input_is_refused_before_anything_changes() {
 
     // TLS required, and the server offers none.
     let mut stack = bed.stack("tls");
-    stack.edit(|y| y.pg_sslmode = "require".into());
+    stack.edit(|y| {
+        y.pg_port = nowal.port;
+        y.pg_internal_host = nowal.alias.clone();
+    });
     let run = refused(&stack);
     assert!(run.stderr.contains("sslmode"), "{run}");
     assert!(run.stderr.to_lowercase().contains("tls"), "{run}");
@@ -1172,6 +1176,7 @@ fn external_bad_input_is_refused_before_anything_changes() {
     // PostgreSQL without logical decoding.
     let mut stack = bed.stack("nowal");
     stack.edit(|y| {
+        y.pg_sslmode = "disable".into();
         y.pg_port = nowal.port;
         y.pg_internal_host = nowal.alias.clone();
     });
