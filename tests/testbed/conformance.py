@@ -13,7 +13,9 @@ Usage: conformance.py BOOTSTRAP PHASE
                    member that stays (and had none), once the dead one's session has
                    timed out.
   PHASE=after:  run after the broker container restarted:
-                3. the topic, its records and the committed group offset survived.
+                3. the topic, its records and the committed group offset survived;
+                7. deleting one topic deletes that topic only (tansu 0.6.0 deleted every
+                   topic: the test bed builds it with findemo's fix, README.md).
 Exit 0 when every check holds; each failure is printed.
 """
 import multiprocessing
@@ -216,6 +218,26 @@ def after(bootstrap):
     g.close()
     offset = committed[0].offset if committed else None
     check("3. the committed group offset survived", offset == COMMITTED, f"offset {offset}")
+    delete_one(bootstrap)
+
+
+def delete_one(bootstrap):
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    gone, kept = "conformance-delete", "conformance-keep"
+    for f in admin.create_topics([NewTopic(t, 1, 1) for t in (gone, kept)]).values():
+        try:
+            f.result(15)
+        except KafkaException as e:
+            if "TOPIC_ALREADY_EXISTS" not in str(e):
+                raise
+    for f in admin.delete_topics([gone], operation_timeout=15).values():
+        f.result(15)
+    topics = set(admin.list_topics(timeout=10).topics)
+    check(
+        "7. deleting one topic deletes that one only",
+        gone not in topics and {kept, TOPIC} <= topics,
+        f"topics after deleting {gone}: {sorted(topics)}",
+    )
 
 
 def main():
