@@ -153,51 +153,66 @@ pub fn save(path: &Path, created: &Created) -> Result<(), ExternalError> {
 }
 
 /// The objects findemo may create that exist now, to tell by difference what an `up`
-/// created. Each list is read on its own: what cannot be read stays empty.
-pub async fn inventory(stack: &str, endpoints: &Endpoints) -> Created {
-    let mut found = Created::default();
-    if let Ok(pg) = postgres::connect(&endpoints.postgres).await {
-        let names = |sql: &'static str| {
-            let pg = &pg;
-            async move {
-                pg.query(sql, &[])
-                    .await
-                    .map(|rows| rows.iter().map(|r| r.get::<_, String>(0)).collect())
-                    .unwrap_or_else(|_| BTreeSet::new())
-            }
-        };
-        found.postgres_tables =
-            names("SELECT tablename::text FROM pg_tables WHERE schemaname = current_schema()")
-                .await;
-        let publications: BTreeSet<String> =
-            names("SELECT pubname::text FROM pg_publication").await;
-        found.publication = publications.get(PUBLICATION).cloned();
-        let slots: BTreeSet<String> =
-            names("SELECT slot_name::text FROM pg_replication_slots").await;
-        found.replication_slot = slots.get(&slot_name(stack)).cloned();
-    }
+/// created. An error when any service cannot be asked: a list read as empty would make
+/// someone else's objects look like findemo's.
+pub async fn inventory(stack: &str, endpoints: &Endpoints) -> Result<Created, ExternalError> {
+    let pg = postgres::connect(&endpoints.postgres)
+        .await
+        .map_err(PipelineError::from)?;
+    let names = |sql: &'static str| {
+        let pg = &pg;
+        async move {
+            pg.query(sql, &[])
+                .await
+                .map(|rows| {
+                    rows.iter()
+                        .map(|r| r.get::<_, String>(0))
+                        .collect::<BTreeSet<_>>()
+                })
+                .map_err(postgres::query_err("list what exists"))
+                .map_err(PipelineError::from)
+        }
+    };
+    let postgres_tables =
+        names("SELECT tablename::text FROM pg_tables WHERE schemaname = current_schema()").await?;
+    let publication = names("SELECT pubname::text FROM pg_publication")
+        .await?
+        .take(PUBLICATION);
+    let replication_slot = names("SELECT slot_name::text FROM pg_replication_slots")
+        .await?
+        .take(&slot_name(stack));
     let mut topics: Vec<String> = TABLES.iter().map(|t| topic_name(stack, t)).collect();
     topics.push(heartbeat_topic(stack));
-    if let Ok(counts) = kafka::partition_counts(&endpoints.kafka, &topics, REACH_TIMEOUT).await {
-        found.topics = counts
-            .into_iter()
-            .filter(|(_, count)| count.is_some())
-            .map(|(name, _)| name)
-            .collect();
-    }
-    let ch = ClickHouse::new(&endpoints.clickhouse);
-    if let Ok(text) = ch.exec("SELECT name FROM system.databases").await {
-        found.clickhouse_databases = text
-            .lines()
-            .filter(|name| CLICKHOUSE_DATABASES.contains(name))
-            .map(String::from)
-            .collect();
-    }
+    let topics = kafka::partition_counts(&endpoints.kafka, &topics, REACH_TIMEOUT)
+        .await
+        .map_err(PipelineError::from)?
+        .into_iter()
+        .filter(|(_, count)| count.is_some())
+        .map(|(name, _)| name)
+        .collect();
+    let clickhouse_databases = ClickHouse::new(&endpoints.clickhouse)
+        .exec("SELECT name FROM system.databases")
+        .await
+        .map_err(PipelineError::from)?
+        .lines()
+        .filter(|name| CLICKHOUSE_DATABASES.contains(name))
+        .map(String::from)
+        .collect();
     let name = connector_name(stack);
-    if let Ok(Some(_)) = ConnectClient::new(&endpoints.connect).config(&name).await {
-        found.connector = Some(name);
-    }
-    found
+    let connector = ConnectClient::new(&endpoints.connect)
+        .config(&name)
+        .await
+        .map_err(PipelineError::from)?
+        .map(|_| name);
+    Ok(Created {
+        connector,
+        replication_slot,
+        publication,
+        postgres_tables,
+        topics,
+        consumer_groups: BTreeSet::new(),
+        clickhouse_databases,
+    })
 }
 
 /// Every name findemo's files, connector and generator may create for `stack`:
@@ -400,7 +415,7 @@ pub async fn preflight(
         ));
     }
 
-    let found = inventory(stack, endpoints).await;
+    let found = inventory(stack, endpoints).await?;
     let ours = |name: &str| record.postgres_tables.contains(name);
     let theirs: Vec<&String> = found
         .postgres_tables

@@ -162,7 +162,7 @@ async fn on_external(args: UpArgs, ctx: &Ctx) -> Result<ExitCode, CommandError> 
     }
 
     // Recorded before any change, so that an `up` cut short leaves nothing unrecorded.
-    let before = external::inventory(&config.stack, &endpoints).await;
+    let before = external::inventory(&config.stack, &endpoints).await?;
     external::merge(
         &mut record,
         &config.stack,
@@ -171,9 +171,12 @@ async fn on_external(args: UpArgs, ctx: &Ctx) -> Result<ExitCode, CommandError> 
     );
     external::save(&record_path, &record)?;
     let flow = flow(&pipeline).await;
-    let after = external::inventory(&config.stack, &endpoints).await;
-    external::merge(&mut record, &config.stack, &before, &after);
-    external::save(&record_path, &record)?;
+    // What else appeared (files of `pipeline.files` may create more); a service that
+    // cannot be asked now leaves the record as it was written above.
+    if let Ok(after) = external::inventory(&config.stack, &endpoints).await {
+        external::merge(&mut record, &config.stack, &before, &after);
+        external::save(&record_path, &record)?;
+    }
     let flow = flow?;
 
     let lines = reached
