@@ -18,6 +18,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError as RdError;
+use rdkafka::metadata::Metadata;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
@@ -104,16 +105,23 @@ fn client_err(addr: &str, what: impl Into<String>) -> impl FnOnce(RdError) -> Ka
     }
 }
 
+/// The whole cluster's metadata (brokers and topics), asked with a client of its own.
+/// Blocking: call it on the blocking pool.
+fn cluster_metadata(ep: &KafkaEndpoint, timeout: Duration) -> Result<Metadata, KafkaError> {
+    let addr = &ep.bootstrap;
+    let consumer: BaseConsumer = config(ep, timeout)
+        .create()
+        .map_err(client_err(addr, "create a client"))?;
+    consumer
+        .fetch_metadata(None, timeout)
+        .map_err(client_err(addr, "metadata request"))
+}
+
 /// Asks the brokers at `ep` for cluster metadata and returns its brokers.
 pub async fn metadata(ep: &KafkaEndpoint, timeout: Duration) -> Result<Vec<Broker>, KafkaError> {
     let (ep, addr) = (ep.clone(), ep.bootstrap.clone());
     blocking("a metadata request".into(), move || {
-        let consumer: BaseConsumer = config(&ep, timeout)
-            .create()
-            .map_err(client_err(&addr, "create a client"))?;
-        let metadata = consumer
-            .fetch_metadata(None, timeout)
-            .map_err(client_err(&addr, "metadata request"))?;
+        let metadata = cluster_metadata(&ep, timeout)?;
         let brokers: Vec<Broker> = metadata
             .brokers()
             .iter()
@@ -186,14 +194,9 @@ pub async fn partition_counts(
     topics: &[String],
     timeout: Duration,
 ) -> Result<Vec<(String, Option<usize>)>, KafkaError> {
-    let (ep, addr, topics) = (ep.clone(), ep.bootstrap.clone(), topics.to_vec());
+    let (ep, topics) = (ep.clone(), topics.to_vec());
     blocking("describe topics".into(), move || {
-        let consumer: BaseConsumer = config(&ep, timeout)
-            .create()
-            .map_err(client_err(&addr, "create a client"))?;
-        let metadata = consumer
-            .fetch_metadata(None, timeout)
-            .map_err(client_err(&addr, "metadata request"))?;
+        let metadata = cluster_metadata(&ep, timeout)?;
         Ok(topics
             .into_iter()
             .map(|name| {
