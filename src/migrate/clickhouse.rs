@@ -11,15 +11,12 @@ use crate::clients::clickhouse::{escape, first_line, ChError, ClickHouse};
 impl Records for ClickHouse {
     type Error = ChError;
 
+    /// Reads only: before the first file is applied there is no table, and nothing.
     async fn applied(&self) -> Result<Vec<Applied>, ChError> {
-        self.exec("CREATE DATABASE IF NOT EXISTS findemo_meta")
-            .await?;
-        self.exec(
-            "CREATE TABLE IF NOT EXISTS findemo_meta.migrations \
-             (path String, checksum String, applied_at DateTime DEFAULT now()) \
-             ENGINE = MergeTree ORDER BY path",
-        )
-        .await?;
+        let exists = self.exec("EXISTS TABLE findemo_meta.migrations").await?;
+        if exists.trim() != "1" {
+            return Ok(Vec::new());
+        }
         #[derive(serde::Deserialize)]
         struct Row {
             path: String,
@@ -63,6 +60,14 @@ pub async fn apply(
             });
         }
     }
+    ch.exec("CREATE DATABASE IF NOT EXISTS findemo_meta")
+        .await?;
+    ch.exec(
+        "CREATE TABLE IF NOT EXISTS findemo_meta.migrations \
+         (path String, checksum String, applied_at DateTime DEFAULT now()) \
+         ENGINE = MergeTree ORDER BY path",
+    )
+    .await?;
     ch.exec(&format!(
         "INSERT INTO findemo_meta.migrations (path, checksum) VALUES ('{}', '{}')",
         escape(&file.path),

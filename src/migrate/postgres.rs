@@ -10,15 +10,16 @@ use crate::clients::postgres::{query_err, reason, PgError};
 impl Records for Client {
     type Error = PgError;
 
+    /// Reads only: before the first file is applied there is no table, and nothing.
     async fn applied(&self) -> Result<Vec<Applied>, PgError> {
-        self.batch_execute(
-            "CREATE TABLE IF NOT EXISTS findemo_migrations (
-                 path text PRIMARY KEY,
-                 checksum text NOT NULL,
-                 applied_at timestamptz NOT NULL DEFAULT now())",
-        )
-        .await
-        .map_err(query_err("create findemo_migrations"))?;
+        let exists: bool = self
+            .query_one("SELECT to_regclass('findemo_migrations') IS NOT NULL", &[])
+            .await
+            .map_err(query_err("look for findemo_migrations"))?
+            .get(0);
+        if !exists {
+            return Ok(Vec::new());
+        }
         Ok(self
             .query(
                 "SELECT path, checksum FROM findemo_migrations ORDER BY applied_at",
@@ -35,12 +36,20 @@ impl Records for Client {
     }
 }
 
+const RECORDS_TABLE: &str = "CREATE TABLE IF NOT EXISTS findemo_migrations (
+    path text PRIMARY KEY,
+    checksum text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now())";
+
 /// Applies one file and records it, in one transaction: all of it or nothing.
 pub async fn apply(client: &mut Client, file: &Migration) -> Result<(), PgError> {
     let tx = client
         .transaction()
         .await
         .map_err(query_err("begin transaction"))?;
+    tx.batch_execute(RECORDS_TABLE)
+        .await
+        .map_err(query_err("create findemo_migrations"))?;
     if let Err(err) = tx.batch_execute(&file.sql).await {
         return Err(migration_error(file, &err));
     }

@@ -1137,6 +1137,14 @@ fn external_bad_input_is_refused_before_anything_changes() {
     let nowal = bed.extra_postgres("nowal", false);
     let nodbz = bed.connect_without_debezium();
 
+    // A dry run checks everything and changes nothing.
+    let stack = bed.stack("dry");
+    stack
+        .run(&["up", "--dry-run"])
+        .success()
+        .stdout_has("would apply sql/postgres/0001_tables.sql");
+    stack.assert_nothing_created(&[]);
+
     // An endpoint nothing listens on.
     let closed = free_port();
     let mut stack = bed.stack("closed");
