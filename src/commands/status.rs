@@ -133,7 +133,12 @@ fn first_broken(services: &[ServiceReport], pipeline: Option<&Health>) -> Option
         service(name).filter(|s| !s.ready).map(|s| Broken {
             stage: name,
             reason: format!("{} ({})", s.detail, s.state),
-            hint: "`findemo up` starts it; `findemo logs SERVICE` shows why it stopped",
+            hint: match s.state.as_str() {
+                "external" => {
+                    "findemo does not run it: check that it runs and that this machine reaches it"
+                }
+                _ => "`findemo up` starts it; `findemo logs SERVICE` shows why it stopped",
+            },
         })
     };
     let connector = || {
