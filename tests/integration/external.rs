@@ -1191,6 +1191,21 @@ fn external_bad_input_is_refused_before_anything_changes() {
     refused(&stack).stderr_has("wal_level");
     stack.assert_nothing_created(&[]);
 
+    // A PostgreSQL user that may not replicate (but may create tables).
+    let mut stack = bed.stack("norepl");
+    let (user, password) = ("xnorepl", "norepl-password");
+    for sql in [
+        format!("CREATE ROLE {user} LOGIN PASSWORD '{password}'"),
+        format!("GRANT CREATE ON DATABASE financial TO {user}"),
+        format!("GRANT CREATE ON SCHEMA public TO {user}"),
+    ] {
+        bed.pg_strings(bed.pg_port, &sql);
+    }
+    stack.edit(|y| y.pg_user = user.into());
+    stack.env(PG_PASSWORD_ENV, Some(password));
+    refused(&stack).stderr_has(&format!("ALTER ROLE \"{user}\" WITH REPLICATION"));
+    stack.assert_nothing_created(&[]);
+
     // A Connect cluster without the Debezium PostgreSQL plugin.
     let mut stack = bed.stack("nodbz");
     stack.edit(|y| y.connect_url = nodbz.clone());
