@@ -86,8 +86,7 @@ impl Created {
         let mut lines = Vec::new();
         let mut add = |what: &str, names: Vec<&String>| {
             if !names.is_empty() {
-                let names: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
-                lines.push(format!("{what}: {}", names.join(", ")));
+                lines.push(format!("{what}: {}", joined(&names)));
             }
         };
         add("Kafka Connect connector", self.connector.iter().collect());
@@ -108,6 +107,15 @@ impl Created {
         );
         lines
     }
+}
+
+/// Names as a comma-separated list.
+fn joined(names: &[&String]) -> String {
+    names
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Where a stack's record lives.
@@ -427,11 +435,7 @@ pub async fn preflight(
             "PostgreSQL schema {schema} already has tables findemo would create, and no \
              findemo_migrations: {}. Use another database (services.postgres.database) or \
              remove them.",
-            theirs
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            joined(&theirs)
         ));
     }
 
@@ -458,11 +462,7 @@ pub async fn preflight(
     if !layers.is_empty() && !found.clickhouse_databases.contains("findemo_meta") {
         unfit.push(format!(
             "ClickHouse already has databases findemo's layers use, not created by findemo: {}.",
-            layers
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            joined(&layers)
         ));
     }
     let missing = CLICKHOUSE_DATABASES
