@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -19,6 +19,7 @@ use crate::endpoints::Endpoints;
 use crate::pipeline::{connector_name, slot_name, PipelineError, PUBLICATION};
 use crate::probe::{NotReady, WaitFor};
 use crate::progress::Printer;
+use crate::retry::{Backoff, Limit};
 use crate::service::Service;
 
 /// The ClickHouse databases findemo's SQL files create.
@@ -27,6 +28,8 @@ pub const CLICKHOUSE_DATABASES: [&str; 4] = ["bronze", "silver", "gold", "findem
 /// How long `up` waits for an external service to answer: it should be running
 /// already, so a short wait, for a service restarting.
 const REACH_TIMEOUT: Duration = Duration::from_secs(15);
+/// The pause between two attempts to reach a service.
+const PAUSE: Duration = Duration::from_millis(500);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExternalError {
@@ -297,9 +300,9 @@ pub async fn reach(
         let address = endpoints.address(service);
         let task = printer.task(service.name(), &format!("asking {address}"));
         let wait = WaitFor::of(service, endpoints);
-        let started = Instant::now();
+        let mut backoff = Backoff::constant(Limit::Until(REACH_TIMEOUT), PAUSE);
         loop {
-            match wait.probe().await {
+            let reason = match wait.probe().await {
                 Ok(detail) => {
                     task.done(&format!("{address}: {detail}"));
                     return Ok((service, detail));
@@ -313,15 +316,15 @@ pub async fn reach(
                         reason,
                     });
                 }
-                Err(NotReady::Yet(reason)) if started.elapsed() >= REACH_TIMEOUT => {
-                    task.failed("no answer");
-                    return Err(ExternalError::Unreachable {
-                        service,
-                        address,
-                        reason: with_tls_hint(service, reason),
-                    });
-                }
-                Err(NotReady::Yet(_)) => tokio::time::sleep(Duration::from_millis(500)).await,
+                Err(NotReady::Yet(reason)) => reason,
+            };
+            if !backoff.wait().await {
+                task.failed("no answer");
+                return Err(ExternalError::Unreachable {
+                    service,
+                    address,
+                    reason: with_tls_hint(service, reason),
+                });
             }
         }
     });

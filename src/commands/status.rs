@@ -259,9 +259,11 @@ async fn gather(ctx: &Ctx, engine: Option<&Engine>) -> Result<Report, CommandErr
     let config = &ctx.config;
     // On Docker, a stack never brought up has no credentials yet: each running service
     // then says so. Elsewhere a missing password is an error of the configuration.
-    let endpoints = match (&config.runtime, state::load(&ctx.credentials_path)?) {
-        (Runtime::Docker, None) => None,
-        _ => Some(ctx.endpoints()?),
+    let endpoints = match &config.runtime {
+        Runtime::Docker => {
+            state::load(&ctx.credentials_path)?.map(|creds| Endpoints::docker(config, &creds))
+        }
+        Runtime::External(_) => Some(ctx.endpoints()?),
     };
 
     let reports = Service::ALL.map(|service| {
