@@ -37,7 +37,7 @@ impl Ctx {
     pub fn endpoints(&self) -> Result<Endpoints, CommandError> {
         match &self.config.runtime {
             Runtime::Docker => Ok(Endpoints::docker(&self.config, &self.credentials()?)),
-            Runtime::External(ext) => Ok(Endpoints::external(ext)?),
+            Runtime::External(ext) => Ok(Endpoints::external(ext, &self.config.stack)?),
         }
     }
 

@@ -119,6 +119,7 @@ struct RawService {
     security_protocol: Option<String>,
     sasl_mechanism: Option<String>,
     url: Option<String>,
+    cluster: Option<String>,
 }
 
 /// Values given on the command line (or through `FINDEMO_*` variables), which win over

@@ -88,6 +88,18 @@ pub struct ClickHouseEndpoint {
     pub url: String,
     pub user: String,
     pub password: Password,
+    /// Set when DDL goes to a cluster (`runtime: external` with `cluster:`).
+    pub cluster: Option<ClickHouseCluster>,
+}
+
+/// A ClickHouse cluster findemo's DDL is issued on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClickHouseCluster {
+    /// Its name in the servers' `remote_servers`.
+    pub name: String,
+    /// The ZooKeeper path of the stack's Replicated tables, one table below it each;
+    /// `{shard}` is filled in by each server from its macros.
+    pub tables_path: String,
 }
 
 /// The four services of a stack, as findemo reaches them.
@@ -151,13 +163,14 @@ impl Endpoints {
                 url: local(Service::Clickhouse),
                 user: creds.clickhouse_user.clone(),
                 password: Password(creds.clickhouse_password.clone()),
+                cluster: None,
             },
         }
     }
 
     /// `runtime: external`: demo.yaml's endpoints, with each password read from the
     /// variable or file it names.
-    pub fn external(ext: &ExternalConfig) -> Result<Endpoints, EndpointError> {
+    pub fn external(ext: &ExternalConfig, stack: &str) -> Result<Endpoints, EndpointError> {
         let pg = &ext.postgres;
         let pg_password = read_secret(Service::Postgres, &pg.password)?;
         let kafka_sasl = match &ext.kafka.sasl {
@@ -203,6 +216,14 @@ impl Endpoints {
                 url: ext.clickhouse.url.clone(),
                 user: ext.clickhouse.user.clone(),
                 password: read_secret(Service::Clickhouse, &ext.clickhouse.password)?,
+                cluster: ext
+                    .clickhouse
+                    .cluster
+                    .as_ref()
+                    .map(|name| ClickHouseCluster {
+                        name: name.clone(),
+                        tables_path: format!("/clickhouse/tables/{{shard}}/findemo-{stack}"),
+                    }),
             },
         })
     }
@@ -281,11 +302,11 @@ mod tests {
         let Runtime::External(ext) = &config.runtime else {
             panic!("not external")
         };
-        let err = Endpoints::external(ext).unwrap_err().to_string();
+        let err = Endpoints::external(ext, "s").unwrap_err().to_string();
         assert!(err.contains("FINDEMO_TEST_UNSET_VAR is not set"), "{err}");
         let mut ext = ext.clone();
         ext.postgres.password = Secret::File(file);
-        let ep = Endpoints::external(&ext).unwrap();
+        let ep = Endpoints::external(&ext, "s").unwrap();
         assert_eq!(ep.clickhouse.password.expose(), "s3cret");
         assert_eq!(ep.postgres.connector_password.expose(), "s3cret");
         assert_eq!(ep.kafka.internal, "b:9092");

@@ -468,32 +468,106 @@ pub async fn preflight(
             joined(&layers)
         ));
     }
+    let cluster_unfit = match ch.cluster() {
+        Some(cluster) => unfit_cluster(&ch, &cluster.name).await?,
+        None => Vec::new(),
+    };
     let missing = CLICKHOUSE_DATABASES
         .iter()
         .any(|d| !found.clickhouse_databases.contains(*d));
-    if missing {
+    if missing && cluster_unfit.is_empty() {
         // The one way to know on every server version: try, and undo.
         let probe = format!("findemo_rights_{}", stack.replace('-', "_"));
         match ch
-            .exec(&format!("CREATE DATABASE IF NOT EXISTS {probe}"))
+            .ddl(&format!("CREATE DATABASE IF NOT EXISTS {probe}"))
             .await
         {
             Ok(_) => {
-                let _ = ch.exec(&format!("DROP DATABASE IF EXISTS {probe}")).await;
+                let _ = ch.ddl(&format!("DROP DATABASE IF EXISTS {probe}")).await;
             }
-            Err(err) => unfit.push(format!(
-                "ClickHouse user {} may not create databases ({err}). Grant it CREATE \
-                 DATABASE, CREATE TABLE, CREATE VIEW, INSERT and SELECT (or use a user that \
-                 has them).",
-                endpoints.clickhouse.user
-            )),
+            Err(err) => unfit.push(match ch.cluster() {
+                Some(cluster) => format!(
+                    "ClickHouse could not create a database on cluster {} ({err}). Every \
+                     replica must be up, and user {} needs CREATE DATABASE, CREATE TABLE, \
+                     CREATE VIEW, INSERT and SELECT on each.",
+                    cluster.name, endpoints.clickhouse.user
+                ),
+                None => format!(
+                    "ClickHouse user {} may not create databases ({err}). Grant it CREATE \
+                     DATABASE, CREATE TABLE, CREATE VIEW, INSERT and SELECT (or use a user \
+                     that has them).",
+                    endpoints.clickhouse.user
+                ),
+            }),
         }
     }
+    unfit.extend(cluster_unfit);
     if unfit.is_empty() {
         Ok(())
     } else {
         Err(ExternalError::Unfit(unfit.join("\n")))
     }
+}
+
+/// What keeps `cluster` from carrying findemo's layers: it must exist, have one shard
+/// (each replica then holds every row, so any server answers the dashboard and
+/// `verify`), name each server's shard and replica in its macros, and reach ZooKeeper.
+async fn unfit_cluster(ch: &ClickHouse, cluster: &str) -> Result<Vec<String>, ExternalError> {
+    #[derive(serde::Deserialize)]
+    struct Cluster {
+        cluster: String,
+        shards: u32,
+    }
+    let clusters = ch
+        .rows::<Cluster>(
+            "SELECT cluster, toUInt32(uniqExact(shard_num)) AS shards \
+             FROM system.clusters GROUP BY cluster ORDER BY cluster",
+        )
+        .await
+        .map_err(PipelineError::from)?;
+    let mut unfit = Vec::new();
+    match clusters.iter().find(|c| c.cluster == cluster) {
+        None => unfit.push(format!(
+            "ClickHouse has no cluster {cluster} in its remote_servers (it has: {}). Set \
+             services.clickhouse.cluster to one of them.",
+            joined(&clusters.iter().map(|c| &c.cluster).collect::<Vec<_>>())
+        )),
+        Some(Cluster { shards: 1, .. }) => {}
+        Some(Cluster { shards, .. }) => unfit.push(format!(
+            "ClickHouse cluster {cluster} has {shards} shards; findemo's layers need a cluster \
+             of one shard (any number of replicas), so that every server holds every row it \
+             reads."
+        )),
+    }
+    #[derive(serde::Deserialize)]
+    struct Macro {
+        r#macro: String,
+    }
+    let macros = ch
+        .rows::<Macro>("SELECT macro FROM system.macros")
+        .await
+        .map_err(PipelineError::from)?;
+    let lacking: Vec<&str> = ["shard", "replica"]
+        .into_iter()
+        .filter(|m| !macros.iter().any(|x| x.r#macro == *m))
+        .collect();
+    if !lacking.is_empty() {
+        unfit.push(format!(
+            "ClickHouse has no {} macro; Replicated tables are named by them. Give each \
+             server <macros><shard>01</shard><replica>its host name</replica></macros>.",
+            lacking.join(" or ")
+        ));
+    }
+    if let Err(err) = ch
+        .exec("SELECT count() FROM system.zookeeper WHERE path = '/'")
+        .await
+    {
+        unfit.push(format!(
+            "ClickHouse cannot read ZooKeeper ({err}); ON CLUSTER DDL and Replicated tables \
+             need it (<zookeeper> in each server's configuration)."
+        ));
+    }
+    Ok(unfit)
 }
 
 /// Removes what `record` lists, in an order that lets go of each dependency first, and
@@ -549,10 +623,24 @@ pub async fn remove(
         }
     }
     let ch = ClickHouse::new(&endpoints.clickhouse);
+    // Servers from 21 on drop an Atomic database's tables minutes later, and a
+    // Replicated table's ZooKeeper path stays taken until then: an `up` right after
+    // would find it so. SYNC drops them at once (18.16 has no SYNC, and needs none).
+    let sync = match ch.cluster() {
+        Some(_) if !record.clickhouse_databases.is_empty() => {
+            let (major, _) = ch.version().await.map_err(PipelineError::from)?;
+            if major >= 21 {
+                " SYNC"
+            } else {
+                ""
+            }
+        }
+        _ => "",
+    };
     // The Kafka tables go before their topics, so no consumer is left reading.
     for database in ["bronze", "silver", "gold", "findemo_meta"] {
         if record.clickhouse_databases.remove(database) {
-            ch.exec(&format!("DROP DATABASE IF EXISTS {database}"))
+            ch.ddl(&format!("DROP DATABASE IF EXISTS {database}{sync}"))
                 .await
                 .map_err(PipelineError::from)?;
             save(record_path, record)?;

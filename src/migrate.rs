@@ -11,6 +11,7 @@
 //! database's records ([`Records`]) and run and record a file there (`apply`).
 
 pub mod clickhouse;
+pub mod cluster;
 pub mod postgres;
 
 use std::collections::BTreeMap;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
-use crate::endpoints::ClickHouseEndpoint;
+use crate::endpoints::{ClickHouseCluster, ClickHouseEndpoint};
 use crate::migrate::MigrateError;
 
 #[derive(Debug, thiserror::Error)]
@@ -36,12 +36,17 @@ pub enum ChError {
     Migrate(#[from] MigrateError),
 }
 
+/// How long a server waits for every replica to run an `ON CLUSTER` statement.
+const DDL_TASK_TIMEOUT_SECS: &str = "30";
+
 #[derive(Clone)]
 pub struct ClickHouse {
     http: reqwest::Client,
     base: String,
     user: String,
     password: String,
+    /// Where DDL goes when it is not this one server.
+    cluster: Option<ClickHouseCluster>,
     /// The official client for typed reads (RowBinary). Validation off: it asks for
     /// RowBinaryWithNamesAndTypes, which ClickHouse 18.16 lacks.
     typed: clickhouse::Client,
@@ -100,6 +105,7 @@ impl ClickHouse {
             base,
             user: ep.user.clone(),
             password: password.to_string(),
+            cluster: ep.cluster.clone(),
         }
     }
 
@@ -197,6 +203,28 @@ impl ClickHouse {
     pub async fn exec(&self, sql: &str) -> Result<String, ChError> {
         let request = self.http.post(&self.base).body(sql.to_string());
         self.send(request, first_line(sql)).await
+    }
+
+    /// Runs a statement that may change the schema: as written on one server, `ON
+    /// CLUSTER` with Replicated engines on a cluster ([`crate::migrate::cluster`]).
+    pub async fn ddl(&self, sql: &str) -> Result<String, ChError> {
+        let Some(cluster) = &self.cluster else {
+            return self.exec(sql).await;
+        };
+        let sql = crate::migrate::cluster::on_cluster(sql, cluster);
+        // A replica that is down makes the server wait for it: this long, well within
+        // the request's own timeout, then it names the hosts that did not answer.
+        let request = self
+            .http
+            .post(&self.base)
+            .query(&[("distributed_ddl_task_timeout", DDL_TASK_TIMEOUT_SECS)])
+            .body(sql.clone());
+        self.send(request, first_line(&sql)).await
+    }
+
+    /// The cluster DDL goes to, if any.
+    pub fn cluster(&self) -> Option<&ClickHouseCluster> {
+        self.cluster.as_ref()
     }
 
     /// Sends `request` as the stack's user; the body, or ClickHouse's message naming

@@ -81,6 +81,9 @@ pub struct ExternalClickHouse {
     pub url: String,
     pub user: String,
     pub password: Secret,
+    /// A cluster of the server's `remote_servers`: DDL is then issued `ON CLUSTER`,
+    /// with Replicated engines.
+    pub cluster: Option<String>,
 }
 
 /// The four endpoints of `runtime: external`.
@@ -117,7 +120,7 @@ fn allowed(service: Service) -> &'static [&'static str] {
             "password_file",
         ],
         Service::Connect => &["url", "user", "password_env", "password_file"],
-        Service::Clickhouse => &["url", "user", "password_env", "password_file"],
+        Service::Clickhouse => &["url", "user", "password_env", "password_file", "cluster"],
     }
 }
 
@@ -145,6 +148,7 @@ pub(super) fn keys_set(raw: &RawService) -> Vec<&'static str> {
         ("security_protocol", raw.security_protocol.is_some()),
         ("sasl_mechanism", raw.sasl_mechanism.is_some()),
         ("url", raw.url.is_some()),
+        ("cluster", raw.cluster.is_some()),
     ];
     set.iter().filter(|(_, on)| *on).map(|(k, _)| *k).collect()
 }
@@ -332,7 +336,23 @@ fn clickhouse(raw: &RawService) -> Result<ExternalClickHouse, String> {
         )?,
         user: required(&raw.user, service, "user")?.to_string(),
         password: required_secret(raw, service)?,
+        cluster: raw.cluster.as_deref().map(cluster_name).transpose()?,
     })
+}
+
+/// A cluster name as `remote_servers` spells it: written into DDL between backquotes.
+fn cluster_name(name: &str) -> Result<String, String> {
+    let ok = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if !ok {
+        return Err(format!(
+            "services.clickhouse.cluster {name:?} must be a cluster name of the server's \
+             remote_servers (letters, digits, '_', '-', '.')"
+        ));
+    }
+    Ok(name.to_string())
 }
 
 fn http_url(text: &str, key: &str) -> Result<String, String> {
@@ -383,6 +403,7 @@ services:
         assert_eq!(ext.kafka.internal_bootstrap_servers, "kafka:29092");
         assert_eq!(ext.connect.url, "http://connect:8083");
         assert_eq!(ext.clickhouse.password, Secret::File("/run/ch".into()));
+        assert_eq!(ext.clickhouse.cluster, None);
     }
 
     #[test]
@@ -393,6 +414,13 @@ services:
         assert!(err(&no_pw).contains("password_env"), "{}", err(&no_pw));
         let image = FULL.replace("url: 'http://connect:8083/'", "url: 'http://c', image: x");
         assert!(err(&image).contains("services.connect.image is not a setting"));
+        let cluster =
+            |name: &str| FULL.replace("/run/ch}", &format!("/run/ch, cluster: '{name}'}}"));
+        assert!(err(&cluster("a b")).contains("services.clickhouse.cluster \"a b\""));
+        let Runtime::External(ext) = parse(&cluster("main-1")).unwrap().runtime else {
+            panic!("not external");
+        };
+        assert_eq!(ext.clickhouse.cluster.as_deref(), Some("main-1"));
         let url = FULL.replace("https://ch:8443", "ch:8443");
         assert!(err(&url).contains("http:// or https://"));
         let ssl = FULL.replace("internal_host: pg", "sslmode: verify-full");

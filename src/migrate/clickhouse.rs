@@ -3,7 +3,8 @@
 //!
 //! ClickHouse has no transactions, so every statement in those files is written to be
 //! re-runnable (`IF NOT EXISTS`); a file that fails half-way is not recorded, and the
-//! next `up` runs it again from the top.
+//! next `up` runs it again from the top. On a cluster each statement that changes the
+//! schema is issued `ON CLUSTER` ([`super::cluster`]); the records are replicated too.
 
 use super::{Applied, MigrateError, Migration, Records};
 use crate::clients::clickhouse::{escape, first_line, ChError, ClickHouse};
@@ -46,7 +47,7 @@ pub async fn apply(
         .map(|(line, s)| Ok((line, super::render(&file.path, &s, vars)?)))
         .collect::<Result<Vec<_>, MigrateError>>()?;
     for (number, (line, statement)) in statements.into_iter().enumerate() {
-        if let Err(err) = ch.exec(&statement).await {
+        if let Err(err) = ch.ddl(&statement).await {
             let message = match err {
                 ChError::Query { message, .. } => message,
                 other => return Err(other),
@@ -60,9 +61,8 @@ pub async fn apply(
             });
         }
     }
-    ch.exec("CREATE DATABASE IF NOT EXISTS findemo_meta")
-        .await?;
-    ch.exec(
+    ch.ddl("CREATE DATABASE IF NOT EXISTS findemo_meta").await?;
+    ch.ddl(
         "CREATE TABLE IF NOT EXISTS findemo_meta.migrations \
          (path String, checksum String, applied_at DateTime DEFAULT now()) \
          ENGINE = MergeTree ORDER BY path",

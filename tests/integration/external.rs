@@ -32,6 +32,12 @@ const PG_ALIAS: &str = "xpg";
 const KAFKA_ALIAS: &str = "xkafka";
 const CONNECT_ALIAS: &str = "xconnect";
 const CLICKHOUSE_ALIAS: &str = "xch";
+/// The second ClickHouse replica and ZooKeeper of [`ExternalBed::start_cluster`].
+const CLICKHOUSE2_ALIAS: &str = "xch2";
+const ZOOKEEPER_ALIAS: &str = "xzk";
+const ZOOKEEPER_IMAGE: &str = "findemo-testbed/zookeeper:3.8";
+/// The cluster both replicas are in: one shard, two replicas.
+const CLUSTER: &str = "xbed_cluster";
 /// The broker's listener for Connect and ClickHouse, on the bed's network.
 const KAFKA_INTERNAL_PORT: u16 = 29092;
 /// Environment variables the demo.yaml names for the passwords.
@@ -110,6 +116,8 @@ pub struct ExternalBed {
     pub kafka_port: u16,
     pub connect_port: u16,
     pub clickhouse_port: u16,
+    /// The second replica's HTTP port, on a bed started with [`ExternalBed::start_cluster`].
+    pub clickhouse2_port: Option<u16>,
     pub pg_user: String,
     pub pg_password: String,
     pub ch_user: String,
@@ -127,6 +135,16 @@ pub struct ExtraPostgres {
 impl ExternalBed {
     /// Starts the four services and waits until each answers.
     pub fn start() -> ExternalBed {
+        ExternalBed::start_with(false)
+    }
+
+    /// As [`ExternalBed::start`], with ClickHouse as a cluster: two replicas of one
+    /// shard ([`CLUSTER`]) and the ZooKeeper they need.
+    pub fn start_cluster() -> ExternalBed {
+        ExternalBed::start_with(true)
+    }
+
+    fn start_with(cluster: bool) -> ExternalBed {
         static SEQ: AtomicU32 = AtomicU32::new(0);
         let seq = SEQ.fetch_add(1, Ordering::SeqCst);
         let id = format!(
@@ -143,6 +161,7 @@ impl ExternalBed {
             kafka_port: free_port(),
             connect_port: free_port(),
             clickhouse_port: free_port(),
+            clickhouse2_port: cluster.then(free_port),
             pg_user: "xbank".into(),
             pg_password: password(),
             ch_user: "xwarehouse".into(),
@@ -154,7 +173,23 @@ impl ExternalBed {
         docker(&["network", "create", &bed.network]).expect("create the bed's network");
         bed.start_postgres("postgres", PG_ALIAS, bed.pg_port, true, true);
         bed.start_kafka();
-        bed.start_clickhouse();
+        if let Some(port2) = bed.clickhouse2_port {
+            bed.run_container(
+                "zookeeper",
+                ZOOKEEPER_ALIAS,
+                (free_port(), 2181),
+                &[],
+                &[],
+                ZOOKEEPER_IMAGE,
+                &[],
+            );
+            let port = bed.clickhouse_port;
+            bed.start_clickhouse("clickhouse", CLICKHOUSE_ALIAS, port, cluster);
+            bed.start_clickhouse("clickhouse2", CLICKHOUSE2_ALIAS, port2, cluster);
+        } else {
+            let port = bed.clickhouse_port;
+            bed.start_clickhouse("clickhouse", CLICKHOUSE_ALIAS, port, false);
+        }
         bed.start_connect("connect", CONNECT_ALIAS, bed.connect_port, true);
         bed.wait_ready();
         eprintln!(
@@ -307,8 +342,9 @@ impl ExternalBed {
         );
     }
 
-    fn start_clickhouse(&mut self) {
-        let dir = self.dir.path().join("clickhouse");
+    /// One ClickHouse server; with `cluster`, a replica of [`CLUSTER`] named `alias`.
+    fn start_clickhouse(&mut self, service: &str, alias: &str, port: u16, cluster: bool) {
+        let dir = self.dir.path().join(service);
         std::fs::create_dir_all(&dir).expect("clickhouse config dir");
         let reader = format!(
             "<yandex>\n  <profiles>\n    <xbed_readonly><readonly>1</readonly></xbed_readonly>\n  \
@@ -317,7 +353,7 @@ impl ExternalBed {
              <quota>default</quota>\n    </{CH_READER}>\n  </users>\n</yandex>\n",
             self.ch_reader_password
         );
-        let files = [
+        let mut files = vec![
             (
                 "findemo-kafka.xml",
                 "config.d/findemo-kafka.xml",
@@ -331,6 +367,22 @@ impl ExternalBed {
             ("xbed-reader.xml", "users.d/xbed-reader.xml", reader),
         ];
         let mut mounts = Vec::new();
+        if cluster {
+            let replica =
+                |host: &str| format!("<replica><host>{host}</host><port>9000</port></replica>");
+            let config = format!(
+                "<yandex>\n  <zookeeper><node><host>{ZOOKEEPER_ALIAS}</host><port>2181</port></node></zookeeper>\n  \
+                 <remote_servers><{CLUSTER}><shard><internal_replication>true</internal_replication>\
+                 {}{}</shard></{CLUSTER}></remote_servers>\n  \
+                 <macros><shard>01</shard><replica>{alias}</replica></macros>\n  \
+                 <interserver_http_host>{alias}</interserver_http_host>\n</yandex>\n",
+                replica(CLICKHOUSE_ALIAS),
+                replica(CLICKHOUSE2_ALIAS)
+            );
+            files.push(("xbed-cluster.xml", "config.d/xbed-cluster.xml", config));
+            // The name the replica knows itself by, as remote_servers has it.
+            mounts.extend(["--hostname".to_string(), alias.to_string()]);
+        }
         for (file, target, text) in files {
             let path = dir.join(file);
             std::fs::write(&path, text).expect("write clickhouse config");
@@ -345,10 +397,9 @@ impl ExternalBed {
             ("CLICKHOUSE_PASSWORD", self.ch_password.clone()),
             ("CLICKHOUSE_DEFAULT_ACCESS_MANAGEMENT", "1".to_string()),
         ];
-        let port = self.clickhouse_port;
         self.run_container(
-            "clickhouse",
-            CLICKHOUSE_ALIAS,
+            service,
+            alias,
             (port, 8123),
             &env,
             &mounts,
@@ -467,13 +518,17 @@ impl ExternalBed {
     fn wait_ready(&self) {
         let deadline = Instant::now() + READY_TIMEOUT;
         let mut pending: Vec<&str> = vec!["postgres", "kafka", "clickhouse", "connect"];
+        if self.clickhouse2_port.is_some() {
+            pending.push("clickhouse2");
+        }
         while !pending.is_empty() {
             let mut why = Vec::new();
             pending.retain(|service| {
                 let check = match *service {
                     "postgres" => rt().block_on(self.try_pg(self.pg_port)),
                     "kafka" => self.try_topics().map(|_| ()),
-                    "clickhouse" => self.try_clickhouse(),
+                    "clickhouse" => self.try_clickhouse(self.clickhouse_port),
+                    "clickhouse2" => self.try_clickhouse(self.clickhouse2_port.unwrap_or(0)),
                     _ => self.try_connect(),
                 };
                 match check {
@@ -508,12 +563,17 @@ impl ExternalBed {
             .map_err(|e| e.to_string())
     }
 
-    fn try_clickhouse(&self) -> Result<(), String> {
-        match http_get(&format!("http://127.0.0.1:{}/ping", self.clickhouse_port))? {
+    /// The server on `port` answers queries (and, in a cluster, reads ZooKeeper).
+    fn try_clickhouse(&self, port: u16) -> Result<(), String> {
+        match http_get(&format!("http://127.0.0.1:{port}/ping"))? {
             (200, Value::String(ok)) if ok.trim() == "Ok." => {}
             other => return Err(format!("/ping: {other:?}")),
         }
-        self.try_ch("SELECT 1").map(|_| ())
+        let sql = match self.clickhouse2_port {
+            Some(_) => "SELECT count() FROM system.zookeeper WHERE path = '/'",
+            None => "SELECT 1",
+        };
+        self.try_ch_at(port, sql).map(|_| ())
     }
 
     fn try_connect(&self) -> Result<(), String> {
@@ -579,6 +639,7 @@ impl ExternalBed {
             ch_url: self.clickhouse_url(),
             ch_user: self.ch_user.clone(),
             ch_password_env: CH_PASSWORD_ENV.into(),
+            ch_cluster: self.clickhouse2_port.map(|_| CLUSTER.to_string()),
         }
     }
 
@@ -633,10 +694,10 @@ impl ExternalBed {
         })
     }
 
-    fn try_ch(&self, sql: &str) -> Result<String, String> {
+    pub fn try_ch_at(&self, port: u16, sql: &str) -> Result<String, String> {
         rt().block_on(async {
             let response = http_client()
-                .post(format!("{}/", self.clickhouse_url()))
+                .post(format!("http://127.0.0.1:{port}/"))
                 .header("X-ClickHouse-User", &self.ch_user)
                 .header("X-ClickHouse-Key", &self.ch_password)
                 .timeout(Duration::from_secs(10))
@@ -656,7 +717,20 @@ impl ExternalBed {
 
     /// ClickHouse's trimmed answer to `sql`, as the bed's user.
     pub fn ch(&self, sql: &str) -> String {
-        self.try_ch(sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
+        self.ch_at(self.clickhouse_port, sql)
+    }
+
+    /// The answer of the server on `port` (a replica of the cluster).
+    pub fn ch_at(&self, port: u16, sql: &str) -> String {
+        self.try_ch_at(port, sql)
+            .unwrap_or_else(|e| panic!("{sql} on port {port}: {e}"))
+    }
+
+    /// The HTTP port of every ClickHouse server of the bed.
+    pub fn clickhouse_ports(&self) -> Vec<u16> {
+        std::iter::once(self.clickhouse_port)
+            .chain(self.clickhouse2_port)
+            .collect()
     }
 
     /// Names of the connectors Kafka Connect has.
@@ -774,6 +848,7 @@ pub struct ExternalYaml {
     pub ch_url: String,
     pub ch_user: String,
     pub ch_password_env: String,
+    pub ch_cluster: Option<String>,
 }
 
 impl ExternalYaml {
@@ -793,7 +868,12 @@ impl ExternalYaml {
             ch_url,
             ch_user,
             ch_password_env,
+            ch_cluster,
         } = self;
+        let cluster = match ch_cluster {
+            Some(name) => format!("    cluster: {name}\n"),
+            None => String::new(),
+        };
         format!(
             "stack: {stack}
 runtime: external
@@ -819,7 +899,7 @@ services:
     url: {ch_url}
     user: {ch_user}
     password_env: {ch_password_env}
-"
+{cluster}"
         )
     }
 }
@@ -938,10 +1018,22 @@ impl ExternalStack<'_> {
                 found.push(format!("topic {topic}"));
             }
         }
-        for db in bed.ch("SELECT name FROM system.databases").lines() {
-            // findemo's own, and any it made to try its rights (findemo_*).
-            if CLICKHOUSE_DATABASES.contains(&db) || db.starts_with("findemo") {
-                found.push(format!("clickhouse database {db}"));
+        for port in bed.clickhouse_ports() {
+            for db in bed.ch_at(port, "SELECT name FROM system.databases").lines() {
+                // findemo's own, and any it made to try its rights (findemo_*).
+                if CLICKHOUSE_DATABASES.contains(&db) || db.starts_with("findemo") {
+                    found.push(format!("clickhouse database {db} (port {port})"));
+                }
+            }
+        }
+        if bed.clickhouse2_port.is_some() {
+            // Dropping a table's last replica removes its node in ZooKeeper.
+            let path = format!("/clickhouse/tables/01/findemo-{stack}");
+            let sql = format!("SELECT name FROM system.zookeeper WHERE path = '{path}'");
+            if let Ok(tables) = bed.try_ch_at(bed.clickhouse_port, &sql) {
+                for table in tables.lines() {
+                    found.push(format!("zookeeper node {path}/{table}"));
+                }
             }
         }
         found
@@ -1121,6 +1213,76 @@ fn external_full_flow_twice() {
     stack.assert_nothing_created(&[]);
 }
 
+/// `services.clickhouse.cluster`: findemo's layers on two replicas of one shard. Every
+/// table is created on both (`ON CLUSTER`), each MergeTree one Replicated, so rows
+/// consumed by either replica are on both; `reset` drops them on both and ZooKeeper
+/// keeps nothing of the stack; then the whole flow runs again.
+#[test]
+fn external_cluster_replicates_every_layer() {
+    let bed = ExternalBed::start_cluster();
+    let mut stack = bed.stack("cluster");
+    let ports = bed.clickhouse_ports();
+    full_run(&stack, 1);
+
+    let tables = "SELECT database, name, engine FROM system.tables \
+                  WHERE database IN ('bronze', 'silver', 'gold', 'findemo_meta') ORDER BY database, name";
+    let on_first = bed.ch_at(ports[0], tables);
+    for port in &ports {
+        let listed = bed.ch_at(*port, tables);
+        assert_eq!(listed, on_first, "the replicas have different tables");
+        let merge_tree: Vec<&str> = listed
+            .lines()
+            .filter(|l| l.ends_with("MergeTree"))
+            .collect();
+        assert!(merge_tree.len() >= 10, "{listed}");
+        for line in merge_tree {
+            assert!(
+                line.contains("\tReplicated"),
+                "not replicated on port {port}: {line}"
+            );
+        }
+    }
+    // The rows are on both replicas, whichever consumed them.
+    let count = "SELECT count() FROM silver.transactions";
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let counts: Vec<String> = ports.iter().map(|p| bed.ch_at(*p, count)).collect();
+        if counts[0] != "0" && counts.iter().all(|c| *c == counts[0]) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the replicas disagree: {counts:?}"
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    // findemo works against the other replica as well: what it applied is recorded
+    // there too (nothing to apply again), and ClickHouse agrees with PostgreSQL.
+    stack.edit(|y| y.ch_url = format!("http://127.0.0.1:{}", ports[1]));
+    let up = stack.run(&["up"]).success();
+    assert!(
+        !up.stderr.contains("applying sql/clickhouse"),
+        "applied again on the other replica\n{up}"
+    );
+    stack
+        .run(&["verify", "--timeout", "180"])
+        .success()
+        .stdout_has("Verified");
+
+    let reset = stack.run(&["reset", "--yes"]);
+    assert_eq!(reset.code, Some(0), "reset\n{reset}");
+    stack.assert_nothing_created(&[]);
+    for (name, running) in bed.running() {
+        assert!(running, "{name} stopped after reset");
+    }
+
+    // The same stack again, from nothing: the tables' ZooKeeper paths are free again.
+    full_run(&stack, 2);
+    let reset = stack.run(&["reset", "--yes"]);
+    assert_eq!(reset.code, Some(0), "second reset\n{reset}");
+    stack.assert_nothing_created(&[]);
+}
+
 /// `findemo up` on `stack`, which must fail; its message shows in the test's output.
 #[track_caller]
 fn refused(stack: &ExternalStack) -> Run {
@@ -1236,6 +1398,23 @@ fn external_bad_input_is_refused_before_anything_changes() {
             || stderr.contains("create database"),
         "which user, or what right is missing\n{run}"
     );
+    stack.assert_nothing_created(&[]);
+
+    // `cluster:` naming a cluster the server does not have, and one it has but that
+    // cannot carry the layers: two shards, no macros, no ZooKeeper (Debian's
+    // ClickHouse configuration has such test clusters).
+    let mut stack = bed.stack("nocluster");
+    stack.edit(|y| y.ch_cluster = Some("xbed_nosuch".into()));
+    refused(&stack)
+        .stderr_has("no cluster xbed_nosuch")
+        .stderr_has("test_shard_localhost");
+    stack.assert_nothing_created(&[]);
+    let mut stack = bed.stack("twoshards");
+    stack.edit(|y| y.ch_cluster = Some("test_cluster_two_shards_localhost".into()));
+    refused(&stack)
+        .stderr_has("2 shards")
+        .stderr_has("no shard or replica macro")
+        .stderr_has("ZooKeeper");
     stack.assert_nothing_created(&[]);
 
     // A topic findemo would create exists already with other settings.

@@ -31,6 +31,7 @@ IMG_POSTGRES=findemo-testbed/postgres:15
 IMG_KAFKA=findemo-testbed/kafka:tansu-$TANSU_VERSION
 IMG_CONNECT=findemo-testbed/connect:debezium-3.1.1
 IMG_CLICKHOUSE=findemo-testbed/clickhouse:18.16
+IMG_ZOOKEEPER=findemo-testbed/zookeeper:3.8
 
 export DOCKER_BUILDKIT=0 # the Debian engine has no buildx; use the classic builder
 
@@ -298,8 +299,21 @@ build_clickhouse() {
     report "$IMG_CLICKHOUSE" "$start"
 }
 
+# -------------------------------------------------------------- zookeeper ---
+# Only for the ClickHouse cluster test (ON CLUSTER DDL and Replicated tables).
+build_zookeeper() {
+    local hash start
+    hash=$(hash_of "$HERE/zookeeper" "base=$(image_hash "$IMG_BASE")")
+    if up_to_date "$IMG_ZOOKEEPER" "$hash"; then report_cached "$IMG_ZOOKEEPER"; return; fi
+    start=$SECONDS
+    docker_build "$IMG_ZOOKEEPER" "$hash" "$(fresh_ctx zookeeper)"
+    rm -rf "$CACHE/ctx/zookeeper"
+    report "$IMG_ZOOKEEPER" "$start"
+}
+
 build_base
 build_postgres
 build_kafka
 build_connect
 build_clickhouse
+build_zookeeper
