@@ -50,6 +50,15 @@ pub enum ExternalError {
         reason: String,
         hint: String,
     },
+    #[error(
+        "{service} at {address}: findemo does not trust its TLS certificate: {reason}\n{hint}"
+    )]
+    Untrusted {
+        service: Service,
+        address: String,
+        reason: String,
+        hint: String,
+    },
     #[error("{0}\nNothing was changed.")]
     Unfit(String),
     #[error(transparent)]
@@ -316,6 +325,16 @@ pub async fn reach(
                         reason,
                     });
                 }
+                // A certificate that does not check out will not change by waiting.
+                Err(NotReady::Yet(reason)) if reason.contains("invalid peer certificate") => {
+                    task.failed("certificate not trusted");
+                    return Err(ExternalError::Untrusted {
+                        service,
+                        address,
+                        hint: untrusted_hint(service),
+                        reason,
+                    });
+                }
                 Err(NotReady::Yet(reason)) => reason,
             };
             if !backoff.wait().await {
@@ -357,6 +376,20 @@ fn refused_hint(service: Service, reason: &str) -> String {
     }
 }
 
+fn untrusted_hint(service: Service) -> String {
+    match service {
+        Service::Postgres => "With sslmode: verify-full, the server's certificate must be \
+             signed by a CA in services.postgres.ca_file (UnknownIssuer: it is not) and name \
+             services.postgres.host (NotValidForName: it does not). sslmode: require encrypts \
+             without checking."
+            .into(),
+        _ => "The CA that signed the server's certificate must be trusted by this machine: \
+             add it to the system's CA store, or point SSL_CERT_FILE at a PEM file that holds \
+             it."
+        .into(),
+    }
+}
+
 /// Adds what to try when a reason looks like a TLS mismatch.
 fn with_tls_hint(service: Service, reason: String) -> String {
     let lower = reason.to_ascii_lowercase();
@@ -365,9 +398,6 @@ fn with_tls_hint(service: Service, reason: String) -> String {
             if lower.contains("invalid http version") || lower.contains("invalid content") =>
         {
             " (the port speaks another protocol: https:// to a plain HTTP port, or the reverse?)"
-        }
-        Service::Clickhouse | Service::Connect if lower.contains("certificate") => {
-            " (the server's certificate is not trusted by this machine's CA store)"
         }
         _ => "",
     };

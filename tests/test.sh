@@ -17,6 +17,14 @@ if ! command -v cc >/dev/null 2>&1 || ! command -v make >/dev/null 2>&1; then
     apt-get install -y -qq --no-install-recommends build-essential >&2
 fi
 
+# The openssl command: the external tests make a CA and a server certificate with it.
+if ! command -v openssl >/dev/null 2>&1; then
+    echo "test.sh: installing openssl with apt-get" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >&2
+    apt-get install -y -qq --no-install-recommends openssl >&2
+fi
+
 # A real browser for the dashboard tests (tests/integration/dashboard.rs).
 if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
     echo "test.sh: installing chromium and chromium-driver with apt-get" >&2

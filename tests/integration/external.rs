@@ -116,6 +116,8 @@ pub struct ExternalBed {
     pub kafka_port: u16,
     pub connect_port: u16,
     pub clickhouse_port: u16,
+    /// The first ClickHouse's HTTPS port (a certificate of the bed's CA).
+    pub clickhouse_https_port: u16,
     /// The second replica's HTTP port, on a bed started with [`ExternalBed::start_cluster`].
     pub clickhouse2_port: Option<u16>,
     pub pg_user: String,
@@ -124,6 +126,15 @@ pub struct ExternalBed {
     pub ch_password: String,
     pub ch_reader_password: String,
     seq: u32,
+}
+
+/// How a bed's PostgreSQL offers TLS.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PgTls {
+    Off,
+    On,
+    /// Every connection without TLS is refused (`hostnossl ... reject`).
+    Required,
 }
 
 /// A PostgreSQL started beside the bed's own (same network, user and password).
@@ -161,6 +172,7 @@ impl ExternalBed {
             kafka_port: free_port(),
             connect_port: free_port(),
             clickhouse_port: free_port(),
+            clickhouse_https_port: free_port(),
             clickhouse2_port: cluster.then(free_port),
             pg_user: "xbank".into(),
             pg_password: password(),
@@ -171,7 +183,7 @@ impl ExternalBed {
         };
         let started = Instant::now();
         docker(&["network", "create", &bed.network]).expect("create the bed's network");
-        bed.start_postgres("postgres", PG_ALIAS, bed.pg_port, true, true);
+        bed.start_postgres("postgres", PG_ALIAS, bed.pg_port, true, PgTls::On);
         bed.start_kafka();
         if let Some(port2) = bed.clickhouse2_port {
             bed.run_container(
@@ -250,14 +262,14 @@ impl ExternalBed {
     }
 
     /// PostgreSQL as a team might run it: with `logical_wal` as Debezium needs, and
-    /// with TLS on (Debian's self-signed certificate) or off.
+    /// TLS off, on (a certificate of the bed's own CA), or required.
     fn start_postgres(
         &mut self,
         service: &str,
         alias: &str,
         port: u16,
         logical_wal: bool,
-        tls: bool,
+        tls: PgTls,
     ) {
         let env = [
             ("POSTGRES_USER", self.pg_user.clone()),
@@ -276,25 +288,83 @@ impl ExternalBed {
                 "max_replication_slots=10",
             ]);
         }
-        if tls {
+        let mut extra: Vec<String> = vec!["--shm-size".into(), "134217728".into()];
+        if tls != PgTls::Off {
             cmd.extend([
                 "-c",
                 "ssl=on",
                 "-c",
-                "ssl_cert_file=/etc/ssl/certs/ssl-cert-snakeoil.pem",
+                "ssl_cert_file=/xcerts/server.pem",
                 "-c",
-                "ssl_key_file=/etc/ssl/private/ssl-cert-snakeoil.key",
+                "ssl_key_file=/tmp/xserver.key",
             ]);
+            // PostgreSQL wants its key private to its user: a copy it owns.
+            let script = "install -o postgres -g postgres -m 600 /xcerts/server.key \
+                          /tmp/xserver.key && exec bash /usr/local/bin/docker-entrypoint.sh \"$@\"";
+            cmd.splice(0..0, ["-c", script, "bash"]);
+            extra.extend(["--entrypoint".into(), "bash".into(), "-v".into()]);
+            extra.push(format!("{}:/xcerts:ro", self.certs().display()));
+        }
+        if tls == PgTls::Required {
+            let hba = self.dir.path().join(format!("{service}-hba.conf"));
+            std::fs::write(
+                &hba,
+                "local all all trust\nhostnossl all all all reject\nhostssl all all all scram-sha-256\n",
+            )
+            .expect("write pg_hba.conf");
+            extra.extend(["-v".into(), format!("{}:/xhba.conf:ro", hba.display())]);
+            cmd.extend(["-c", "hba_file=/xhba.conf"]);
         }
         self.run_container(
             service,
             alias,
             (port, 5432),
             &env,
-            &["--shm-size".into(), "134217728".into()],
+            &extra,
             image("postgres"),
             &cmd,
         );
+    }
+
+    /// The bed's CA (`ca.pem`) and the certificate it signed for `localhost`,
+    /// `127.0.0.1` and the services' aliases (`server.pem`, `server.key`), made with
+    /// the openssl command on first use.
+    pub fn certs(&self) -> PathBuf {
+        let dir = self.dir.path().join("certs");
+        if dir.join("server.pem").exists() {
+            return dir;
+        }
+        std::fs::create_dir_all(&dir).expect("certs dir");
+        let san = format!(
+            "subjectAltName=DNS:localhost,IP:127.0.0.1,DNS:{PG_ALIAS},DNS:{CLICKHOUSE_ALIAS}\n"
+        );
+        std::fs::write(dir.join("ext.cnf"), san).expect("write ext.cnf");
+        let ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+        for command in [
+            format!("req -x509 {ec} -keyout ca.key -out ca.pem -days 2 -subj /CN=xbed-ca"),
+            format!("req {ec} -keyout server.key -out server.csr -subj /CN=localhost"),
+            "x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+             -out server.pem -days 2 -extfile ext.cnf"
+                .to_string(),
+        ] {
+            let args: Vec<&str> = command.split_whitespace().collect();
+            let out = Command::new("openssl")
+                .args(&args)
+                .current_dir(&dir)
+                .output()
+                .expect("run openssl");
+            assert!(
+                out.status.success(),
+                "openssl {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        // Read by ClickHouse's user inside its container (a test key, thrown away).
+        let key = dir.join("server.key");
+        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .expect("chmod server.key");
+        dir
     }
 
     fn start_kafka(&mut self) {
@@ -367,6 +437,24 @@ impl ExternalBed {
             ("xbed-reader.xml", "users.d/xbed-reader.xml", reader),
         ];
         let mut mounts = Vec::new();
+        if port == self.clickhouse_port {
+            let https = "<yandex>\n  <https_port>8443</https_port>\n  <openSSL><server>\
+                         <certificateFile>/xcerts/server.pem</certificateFile>\
+                         <privateKeyFile>/xcerts/server.key</privateKeyFile>\
+                         <dhParamsFile></dhParamsFile><verificationMode>none</verificationMode>\
+                         <loadDefaultCAFile>false</loadDefaultCAFile></server></openSSL>\n</yandex>\n";
+            files.push((
+                "xbed-https.xml",
+                "config.d/xbed-https.xml",
+                https.to_string(),
+            ));
+            mounts.extend([
+                "-v".to_string(),
+                format!("{}:/xcerts:ro", self.certs().display()),
+                "-p".to_string(),
+                format!("127.0.0.1:{}:8443", self.clickhouse_https_port),
+            ]);
+        }
         if cluster {
             let replica =
                 |host: &str| format!("<replica><host>{host}</host><port>9000</port></replica>");
@@ -469,18 +557,23 @@ impl ExternalBed {
     }
 
     /// A second PostgreSQL on the bed's network (for a bad-input case), ready.
-    pub fn extra_postgres(&mut self, tag: &str, logical_wal: bool) -> ExtraPostgres {
+    pub fn extra_postgres(&mut self, tag: &str, logical_wal: bool, tls: PgTls) -> ExtraPostgres {
         let service = format!("postgres-{tag}");
         let alias = format!("xpg-{tag}");
         let port = free_port();
-        self.start_postgres(&service, &alias, port, logical_wal, false);
+        self.start_postgres(&service, &alias, port, logical_wal, tls);
         let deadline = Instant::now() + READY_TIMEOUT;
-        while let Err(e) = rt().block_on(self.try_pg(port)) {
-            assert!(
-                Instant::now() < deadline,
-                "{service} not ready: {e}\n{}",
-                self.logs(&service)
-            );
+        loop {
+            match rt().block_on(self.try_pg(port)) {
+                Ok(()) => break,
+                // The test's client has no TLS: refused for it, the server is up.
+                Err(e) if tls == PgTls::Required && e.contains("no encryption") => break,
+                Err(e) => assert!(
+                    Instant::now() < deadline,
+                    "{service} not ready: {e}\n{}",
+                    self.logs(&service)
+                ),
+            }
             std::thread::sleep(Duration::from_millis(500));
         }
         ExtraPostgres { alias, port }
@@ -631,6 +724,7 @@ impl ExternalBed {
             pg_password_env: PG_PASSWORD_ENV.into(),
             // The bed's PostgreSQL has TLS on: the whole flow runs over it.
             pg_sslmode: "require".into(),
+            pg_ca_file: None,
             pg_internal_host: PG_ALIAS.into(),
             pg_internal_port: 5432,
             kafka_bootstrap: self.kafka_bootstrap(),
@@ -671,10 +765,14 @@ impl ExternalBed {
             .password(&self.pg_password)
             .dbname("financial")
             .connect_timeout(Duration::from_secs(5));
-        let (client, conn) = config
-            .connect(tokio_postgres::NoTls)
-            .await
-            .map_err(|e| e.to_string())?;
+        let (client, conn) =
+            config
+                .connect(tokio_postgres::NoTls)
+                .await
+                .map_err(|e| match e.as_db_error() {
+                    Some(db) => format!("{}: {}", db.severity(), db.message()),
+                    None => e.to_string(),
+                })?;
         tokio::spawn(conn);
         Ok(client)
     }
@@ -840,6 +938,7 @@ pub struct ExternalYaml {
     pub pg_user: String,
     pub pg_password_env: String,
     pub pg_sslmode: String,
+    pub pg_ca_file: Option<String>,
     pub pg_internal_host: String,
     pub pg_internal_port: u16,
     pub kafka_bootstrap: String,
@@ -860,6 +959,7 @@ impl ExternalYaml {
             pg_user,
             pg_password_env,
             pg_sslmode,
+            pg_ca_file,
             pg_internal_host,
             pg_internal_port,
             kafka_bootstrap,
@@ -870,6 +970,10 @@ impl ExternalYaml {
             ch_password_env,
             ch_cluster,
         } = self;
+        let ca_file = match pg_ca_file {
+            Some(path) => format!("\n    ca_file: {path}"),
+            None => String::new(),
+        };
         let cluster = match ch_cluster {
             Some(name) => format!("    cluster: {name}\n"),
             None => String::new(),
@@ -887,7 +991,7 @@ services:
     database: financial
     user: {pg_user}
     password_env: {pg_password_env}
-    sslmode: {pg_sslmode}
+    sslmode: {pg_sslmode}{ca_file}
     internal_host: {pg_internal_host}
     internal_port: {pg_internal_port}
   kafka:
@@ -1156,7 +1260,7 @@ fn external_full_flow_twice() {
     let bed = ExternalBed::start();
     let sentinel = format!("{}.not-findemo", bed.id);
     bed.create_topic(&sentinel, 1);
-    let stack = bed.stack("flow");
+    let mut stack = bed.stack("flow");
 
     full_run(&stack, 1);
     // What findemo made is really on the services.
@@ -1206,7 +1310,16 @@ fn external_full_flow_twice() {
         "reset deleted topics that are not findemo's: {topics:?}"
     );
 
-    // The same stack again, from nothing.
+    // The same stack again, from nothing, over verified TLS: PostgreSQL's certificate
+    // checked against the bed's CA and host name (verify-full), and ClickHouse over
+    // HTTPS, its certificate trusted through SSL_CERT_FILE.
+    let ca = bed.certs().join("ca.pem").display().to_string();
+    stack.edit(|y| {
+        y.pg_sslmode = "verify-full".into();
+        y.pg_ca_file = Some(ca.clone());
+        y.ch_url = format!("https://localhost:{}", bed.clickhouse_https_port);
+    });
+    stack.env("SSL_CERT_FILE", Some(&ca));
     full_run(&stack, 2);
     let reset = stack.run(&["reset", "--yes"]);
     assert_eq!(reset.code, Some(0), "second reset\n{reset}");
@@ -1296,7 +1409,8 @@ fn refused(stack: &ExternalStack) -> Run {
 #[test]
 fn external_bad_input_is_refused_before_anything_changes() {
     let mut bed = ExternalBed::start();
-    let nowal = bed.extra_postgres("nowal", false);
+    let nowal = bed.extra_postgres("nowal", false, PgTls::Off);
+    let tls_only = bed.extra_postgres("tlsonly", true, PgTls::Required);
     let nodbz = bed.connect_without_debezium();
 
     // A dry run checks everything and changes nothing.
@@ -1341,6 +1455,38 @@ fn external_bad_input_is_refused_before_anything_changes() {
     let run = refused(&stack);
     assert!(run.stderr.contains("sslmode"), "{run}");
     assert!(run.stderr.to_lowercase().contains("tls"), "{run}");
+    stack.assert_nothing_created(&[]);
+
+    // The reverse: a server that accepts the user over TLS only, and sslmode disable.
+    let mut stack = bed.stack("notls");
+    stack.edit(|y| {
+        y.pg_sslmode = "disable".into();
+        y.pg_port = tls_only.port;
+        y.pg_internal_host = tls_only.alias.clone();
+    });
+    refused(&stack).stderr_has("TLS only").stderr_has("sslmode");
+    // Nothing can be in a server findemo never got into; the bed's own is checked.
+    stack.edit(|y| y.pg_port = bed.pg_port);
+    stack.assert_nothing_created(&[]);
+
+    // verify-full against a CA that did not sign the server's certificate (the
+    // machine's public roots), and HTTPS to a ClickHouse whose CA this machine does
+    // not trust.
+    let mut stack = bed.stack("wrongca");
+    stack.edit(|y| {
+        y.pg_sslmode = "verify-full".into();
+        y.pg_ca_file = Some("/etc/ssl/certs/ca-certificates.crt".into());
+    });
+    refused(&stack)
+        .stderr_has("does not trust its TLS certificate")
+        .stderr_has("UnknownIssuer")
+        .stderr_has("ca_file");
+    stack.assert_nothing_created(&[]);
+    let mut stack = bed.stack("untrusted");
+    stack.edit(|y| y.ch_url = format!("https://localhost:{}", bed.clickhouse_https_port));
+    refused(&stack)
+        .stderr_has("does not trust its TLS certificate")
+        .stderr_has("SSL_CERT_FILE");
     stack.assert_nothing_created(&[]);
 
     // PostgreSQL without logical decoding.
