@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::clients::clickhouse::{ChError, ClickHouse};
+use crate::clients::clickhouse::{escape, ChError, ClickHouse};
 use crate::clients::connect::ConnectClient;
 use crate::clients::{kafka, postgres};
 use crate::endpoints::{ClickHouseEndpoint, ConnectEndpoint, Endpoints, KafkaEndpoint, PgEndpoint};
@@ -140,7 +140,18 @@ impl WaitFor {
                 };
                 ch.ping().await.map_err(not_ready)?;
                 let version = ch.exec("SELECT version()").await.map_err(not_ready)?;
-                Ok(format!("ClickHouse {}", version.trim()))
+                let mut detail = format!("ClickHouse {}", version.trim());
+                if let Some(cluster) = ch.cluster() {
+                    let servers = ch
+                        .exec(&format!(
+                            "SELECT count() FROM system.clusters WHERE cluster = '{}'",
+                            escape(&cluster.name)
+                        ))
+                        .await
+                        .map_err(not_ready)?;
+                    detail += &format!(", cluster {} of {} servers", cluster.name, servers.trim());
+                }
+                Ok(detail)
             }
         }
     }

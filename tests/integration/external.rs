@@ -1337,6 +1337,17 @@ fn external_cluster_replicates_every_layer() {
     let ports = bed.clickhouse_ports();
     full_run(&stack, 1);
 
+    let status = stack.run(&["status", "--json"]).success().json();
+    let detail = status["services"]
+        .as_array()
+        .and_then(|all| all.iter().find(|s| s["name"] == "clickhouse"))
+        .and_then(|ch| ch["detail"].as_str())
+        .unwrap_or_default();
+    assert!(
+        detail.ends_with(&format!("cluster {CLUSTER} of 2 servers")),
+        "{status}"
+    );
+
     let tables = "SELECT database, name, engine FROM system.tables \
                   WHERE database IN ('bronze', 'silver', 'gold', 'findemo_meta') ORDER BY database, name";
     let on_first = bed.ch_at(ports[0], tables);
