@@ -36,6 +36,8 @@ const CLICKHOUSE_ALIAS: &str = "xch";
 const CLICKHOUSE2_ALIAS: &str = "xch2";
 const ZOOKEEPER_ALIAS: &str = "xzk";
 const ZOOKEEPER_IMAGE: &str = "findemo-testbed/zookeeper:3.8";
+/// The password of the Connect worker's keystore (a test key's, thrown away).
+const KEYSTORE_PASSWORD: &str = "xbed-keystore";
 /// The cluster both replicas are in: one shard, two replicas.
 const CLUSTER: &str = "xbed_cluster";
 /// The broker's listener for Connect and ClickHouse, on the bed's network.
@@ -115,6 +117,8 @@ pub struct ExternalBed {
     pub pg_port: u16,
     pub kafka_port: u16,
     pub connect_port: u16,
+    /// The Connect worker's HTTPS port (a certificate of the bed's CA).
+    pub connect_https_port: u16,
     pub clickhouse_port: u16,
     /// The first ClickHouse's HTTPS port (a certificate of the bed's CA).
     pub clickhouse_https_port: u16,
@@ -171,6 +175,7 @@ impl ExternalBed {
             pg_port: free_port(),
             kafka_port: free_port(),
             connect_port: free_port(),
+            connect_https_port: free_port(),
             clickhouse_port: free_port(),
             clickhouse_https_port: free_port(),
             clickhouse2_port: cluster.then(free_port),
@@ -346,6 +351,11 @@ impl ExternalBed {
             "x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
              -out server.pem -days 2 -extfile ext.cnf"
                 .to_string(),
+            // Kafka Connect's REST server (Jetty) takes a PKCS12 keystore.
+            format!(
+                "pkcs12 -export -in server.pem -inkey server.key -out keystore.p12 \
+                 -name server -passout pass:{KEYSTORE_PASSWORD}"
+            ),
         ] {
             let args: Vec<&str> = command.split_whitespace().collect();
             let out = Command::new("openssl")
@@ -360,10 +370,12 @@ impl ExternalBed {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        // Read by ClickHouse's user inside its container (a test key, thrown away).
-        let key = dir.join("server.key");
-        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o644))
-            .expect("chmod server.key");
+        // Read by ClickHouse's and Connect's users inside their containers (test keys,
+        // thrown away).
+        for file in ["server.key", "keystore.p12"] {
+            let mode = std::os::unix::fs::PermissionsExt::from_mode(0o644);
+            std::fs::set_permissions(dir.join(file), mode).expect("chmod a key");
+        }
         dir
     }
 
@@ -527,12 +539,39 @@ impl ExternalBed {
             ("HEAP_OPTS", "-Xms128m -Xmx768m".into()),
         ];
         if debezium {
+            // REST over HTTPS as well.
+            let mut env = env.to_vec();
+            env.extend([
+                (
+                    "CONNECT_LISTENERS",
+                    "http://0.0.0.0:8083,https://0.0.0.0:8443".to_string(),
+                ),
+                ("CONNECT_LISTENERS_HTTPS_SSL_KEYSTORE_TYPE", "PKCS12".into()),
+                (
+                    "CONNECT_LISTENERS_HTTPS_SSL_KEYSTORE_LOCATION",
+                    "/xcerts/keystore.p12".into(),
+                ),
+                (
+                    "CONNECT_LISTENERS_HTTPS_SSL_KEYSTORE_PASSWORD",
+                    KEYSTORE_PASSWORD.into(),
+                ),
+                (
+                    "CONNECT_LISTENERS_HTTPS_SSL_KEY_PASSWORD",
+                    KEYSTORE_PASSWORD.into(),
+                ),
+            ]);
+            let extra = [
+                "-v".to_string(),
+                format!("{}:/xcerts:ro", self.certs().display()),
+                "-p".to_string(),
+                format!("127.0.0.1:{}:8443", self.connect_https_port),
+            ];
             self.run_container(
                 service,
                 alias,
                 (port, 8083),
                 &env,
-                &[],
+                &extra,
                 image("connect"),
                 &[],
             );
@@ -1311,13 +1350,14 @@ fn external_full_flow_twice() {
     );
 
     // The same stack again, from nothing, over verified TLS: PostgreSQL's certificate
-    // checked against the bed's CA and host name (verify-full), and ClickHouse over
-    // HTTPS, its certificate trusted through SSL_CERT_FILE.
+    // checked against the bed's CA and host name (verify-full), and ClickHouse and
+    // Kafka Connect over HTTPS, their certificate trusted through SSL_CERT_FILE.
     let ca = bed.certs().join("ca.pem").display().to_string();
     stack.edit(|y| {
         y.pg_sslmode = "verify-full".into();
         y.pg_ca_file = Some(ca.clone());
         y.ch_url = format!("https://localhost:{}", bed.clickhouse_https_port);
+        y.connect_url = format!("https://localhost:{}", bed.connect_https_port);
     });
     stack.env("SSL_CERT_FILE", Some(&ca));
     full_run(&stack, 2);
