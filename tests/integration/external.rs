@@ -3,9 +3,11 @@
 //! their own private network with their own host names (`xpg`, `xkafka`, ...), random
 //! host ports, their own users and random passwords, and a Kafka Connect worker without
 //! findemo's environment variable or config providers (findemo sends the database
-//! password in the connector config). An external-runtime demo.yaml points findemo at
-//! them; the whole flow runs twice with `reset` between, and each bad input the test
-//! bed can produce is refused with nothing created.
+//! password in the connector config). PostgreSQL, ClickHouse and Connect also speak TLS
+//! with a certificate of a CA the bed makes. An external-runtime demo.yaml points
+//! findemo at them; the whole flow runs twice with `reset` between (the second time over
+//! verified TLS), each bad input the test bed can produce is refused with nothing
+//! created, and ClickHouse runs as a two-replica cluster with ZooKeeper.
 //!
 //! Containers are named `xbed-<unique>-<service>` and removed, with their network and
 //! volumes, when the [`ExternalBed`] is dropped (`XBED_KEEP=1` leaves them running).
@@ -190,22 +192,22 @@ impl ExternalBed {
         docker(&["network", "create", &bed.network]).expect("create the bed's network");
         bed.start_postgres("postgres", PG_ALIAS, bed.pg_port, true, PgTls::On);
         bed.start_kafka();
-        if let Some(port2) = bed.clickhouse2_port {
+        if cluster {
+            let zookeeper = (free_port(), 2181);
             bed.run_container(
                 "zookeeper",
                 ZOOKEEPER_ALIAS,
-                (free_port(), 2181),
+                zookeeper,
                 &[],
                 &[],
                 ZOOKEEPER_IMAGE,
                 &[],
             );
-            let port = bed.clickhouse_port;
-            bed.start_clickhouse("clickhouse", CLICKHOUSE_ALIAS, port, cluster);
+        }
+        let port = bed.clickhouse_port;
+        bed.start_clickhouse("clickhouse", CLICKHOUSE_ALIAS, port, cluster);
+        if let Some(port2) = bed.clickhouse2_port {
             bed.start_clickhouse("clickhouse2", CLICKHOUSE2_ALIAS, port2, cluster);
-        } else {
-            let port = bed.clickhouse_port;
-            bed.start_clickhouse("clickhouse", CLICKHOUSE_ALIAS, port, false);
         }
         bed.start_connect("connect", CONNECT_ALIAS, bed.connect_port, true);
         bed.wait_ready();
