@@ -226,15 +226,18 @@ EOF
 }
 
 # --------------------------------------------------------------- postgres ---
-build_postgres() {
-    local hash start
-    hash=$(hash_of "$HERE/postgres" "base=$(image_hash "$IMG_BASE")")
-    if up_to_date "$IMG_POSTGRES" "$hash"; then report_cached "$IMG_POSTGRES"; return; fi
+# build_folder IMAGE NAME: an image built from the folder NAME alone, on the base.
+build_folder() {
+    local image=$1 name=$2 hash start
+    hash=$(hash_of "$HERE/$name" "base=$(image_hash "$IMG_BASE")")
+    if up_to_date "$image" "$hash"; then report_cached "$image"; return; fi
     start=$SECONDS
-    docker_build "$IMG_POSTGRES" "$hash" "$(fresh_ctx postgres)"
-    rm -rf "$CACHE/ctx/postgres"
-    report "$IMG_POSTGRES" "$start"
+    docker_build "$image" "$hash" "$(fresh_ctx "$name")"
+    rm -rf "$CACHE/ctx/$name"
+    report "$image" "$start"
 }
+
+build_postgres() { build_folder "$IMG_POSTGRES" postgres; }
 
 # ------------------------------------------------------------------ kafka ---
 build_kafka() {
@@ -301,15 +304,7 @@ build_clickhouse() {
 
 # -------------------------------------------------------------- zookeeper ---
 # Only for the ClickHouse cluster test (ON CLUSTER DDL and Replicated tables).
-build_zookeeper() {
-    local hash start
-    hash=$(hash_of "$HERE/zookeeper" "base=$(image_hash "$IMG_BASE")")
-    if up_to_date "$IMG_ZOOKEEPER" "$hash"; then report_cached "$IMG_ZOOKEEPER"; return; fi
-    start=$SECONDS
-    docker_build "$IMG_ZOOKEEPER" "$hash" "$(fresh_ctx zookeeper)"
-    rm -rf "$CACHE/ctx/zookeeper"
-    report "$IMG_ZOOKEEPER" "$start"
-}
+build_zookeeper() { build_folder "$IMG_ZOOKEEPER" zookeeper; }
 
 build_base
 build_postgres
